@@ -1,0 +1,16 @@
+//! ocikit: the shared library behind the `oci-*` tools.
+//!
+//! Every protocol, format and algorithm the tools use lives here, one concept
+//! per module, so that a later tool reuses what an earlier one built instead of
+//! growing its own copy. The tools themselves only parse arguments and call in.
+#![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)
+)]
+
+pub mod digest;
+pub mod manifest;
+pub mod name;
+
+pub use digest::{Algorithm, Digest, DigestError, Hasher};

@@ -1,0 +1,101 @@
+//! Real peers started for one test: each with its own config and data in a
+//! temp dir, on a free loopback port, stopped when dropped.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `docker-registry` (distribution 2.8), the reference registry.
+pub struct DockerRegistry {
+    child: Child,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    /// Where its config and storage live.
+    pub dir: tempfile::TempDir,
+}
+
+/// Extra configuration for [`DockerRegistry::start_with`]: YAML lines appended
+/// at top level (an `auth:` section), or a TLS cert/key for `http.tls`.
+#[derive(Default)]
+pub struct RegistryConfig {
+    /// Top-level YAML appended verbatim (e.g. an `auth:` section).
+    pub extra_yaml: String,
+    /// `http.tls.certificate` and `http.tls.key`.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+impl DockerRegistry {
+    /// Starts a plain-HTTP registry, or `None` when the peer is missing (see
+    /// [`crate::require`]).
+    pub fn start() -> Option<DockerRegistry> {
+        DockerRegistry::start_with(RegistryConfig::default())
+    }
+
+    /// Starts a registry with extra configuration.
+    pub fn start_with(config: RegistryConfig) -> Option<DockerRegistry> {
+        let program = crate::require("docker-registry")?;
+        let dir = crate::temp_dir();
+        let port = crate::free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let tls = match &config.tls {
+            Some((cert, key)) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ),
+            None => String::new(),
+        };
+        let yaml = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n\
+             http:\n  addr: {addr}\n{tls}{extra}",
+            root = dir.path().join("data").display(),
+            extra = config.extra_yaml,
+        );
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, yaml).expect("writing registry config");
+        let child = Command::new(program)
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("registry.log")).expect("log file"),
+            ))
+            .spawn()
+            .expect("starting docker-registry");
+        let registry = DockerRegistry { child, addr, dir };
+        wait_for_port(&registry.addr, &registry.log_path());
+        Some(registry)
+    }
+
+    /// The registry's log, for assertion messages.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("registry.log")
+    }
+
+    /// `docker://127.0.0.1:PORT/<path>`
+    pub fn url(&self, path: &str) -> String {
+        format!("docker://{}/{path}", self.addr)
+    }
+}
+
+impl Drop for DockerRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until something accepts connections on `addr`.
+pub fn wait_for_port(addr: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(addr).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    panic!("nothing listens on {addr} after 20 s; log:\n{log}");
+}
