@@ -1,0 +1,2 @@
+//! End-to-end tests, one module per tool: the real binaries against real peers.
+//! Run them with `cargo xtask test`, which builds the binaries first.
