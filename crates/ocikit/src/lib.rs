@@ -10,6 +10,7 @@
 )]
 
 pub mod digest;
+pub mod layer;
 pub mod manifest;
 pub mod name;
 

@@ -162,6 +162,9 @@ pub struct Manifest {
 }
 
 /// The two shapes of manifest.
+// A manifest is parsed one at a time and never stored in bulk, so the size
+// difference between the variants costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ManifestKind {
     /// An image (or artifact) manifest.
