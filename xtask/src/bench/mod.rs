@@ -1,0 +1,177 @@
+//! `cargo xtask bench <topic>`: ocikit side by side with the peer it replaces,
+//! in one run on one machine, printed as ratios.
+//!
+//! Timings are never asserted in tests (the machines are shared and noisy);
+//! they are measured here, each side several times, and the median is kept.
+//! Each topic is a module with a `run(&[String])` entry; this module holds what
+//! they share: timing a child process with its CPU time and peak memory, and
+//! the table.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+mod layer;
+
+/// A benchmark topic's entry point.
+type Topic = fn(&[String]) -> Result<()>;
+
+/// Runs the benchmark named by `args[0]`.
+pub fn run(args: &[String]) -> Result<()> {
+    let topics: &[(&str, Topic)] = &[("layer", layer::run)];
+    let wanted = args.first().map(String::as_str).unwrap_or_default();
+    match topics.iter().find(|(name, _)| *name == wanted) {
+        Some((_, bench)) => bench(&args[1..]),
+        None => {
+            let names: Vec<&str> = topics.iter().map(|(name, _)| *name).collect();
+            bail!("usage: cargo xtask bench <{}>", names.join("|"))
+        }
+    }
+}
+
+/// What one run of a command cost.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Measurement {
+    /// Wall-clock time.
+    pub wall: Duration,
+    /// User + system CPU time of the process and its children.
+    pub cpu: Duration,
+    /// Peak resident set size in bytes.
+    pub max_rss: u64,
+}
+
+/// Runs `command` to completion and measures it (wall time, CPU time, peak
+/// RSS via `wait4`, the only portable way to get a child's own peak memory).
+/// A non-zero exit is an error showing its stderr.
+#[allow(unsafe_code)]
+pub fn measure(command: &mut Command) -> Result<Measurement> {
+    let started = Instant::now();
+    let child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {command:?}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: `rusage` is plain old data, and wait4 only writes into it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; pointers are to valid locals.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    if waited != pid {
+        bail!(
+            "wait4 on {command:?} failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr {
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+        }
+        bail!("{command:?} failed (status {status}):\n{stderr}");
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Ok(Measurement {
+        wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        max_rss: usage.ru_maxrss as u64 * 1024,
+    })
+}
+
+/// Runs `once` `runs` times and keeps the median wall time (with that run's
+/// CPU time) and the highest peak RSS.
+pub fn median_of(
+    runs: usize,
+    mut once: impl FnMut() -> Result<Measurement>,
+) -> Result<Measurement> {
+    let mut all = (0..runs.max(1))
+        .map(|_| once())
+        .collect::<Result<Vec<_>>>()?;
+    all.sort_by_key(|m| m.wall);
+    let max_rss = all.iter().map(|m| m.max_rss).max().unwrap_or_default();
+    Ok(Measurement {
+        max_rss,
+        ..all[all.len() / 2]
+    })
+}
+
+/// A results table: one row per scenario, ocikit against the peer, with the
+/// ratio (peer / ocikit, so above 1 means ocikit is better).
+pub struct Table {
+    title: String,
+    rows: Vec<[String; 5]>,
+}
+
+impl Table {
+    /// An empty table under `title`.
+    pub fn new(title: &str) -> Table {
+        Table {
+            title: title.to_owned(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row comparing two values of the same unit; `higher_is_better`
+    /// for throughputs, false for times and sizes.
+    pub fn row(
+        &mut self,
+        scenario: &str,
+        ours: f64,
+        peer: f64,
+        unit: &str,
+        higher_is_better: bool,
+    ) {
+        let ratio = if higher_is_better {
+            ours / peer
+        } else {
+            peer / ours
+        };
+        self.rows.push([
+            scenario.to_owned(),
+            format!("{ours:.2} {unit}"),
+            format!("{peer:.2} {unit}"),
+            format!("{ratio:.2}×"),
+            if ratio >= 1.0 {
+                "ocikit better".into()
+            } else {
+                "peer better".into()
+            },
+        ]);
+    }
+
+    /// The table as Markdown, ready for the README.
+    pub fn markdown(&self, peer: &str) -> String {
+        let mut out = format!(
+            "### {}\n\n| scenario | ocikit | {peer} | ratio | |\n|---|---|---|---|---|\n",
+            self.title
+        );
+        for row in &self.rows {
+            out.push_str(&format!("| {} |\n", row.join(" | ")));
+        }
+        out
+    }
+}
+
+/// CPU time (user + system, all threads) this process has used so far: for
+/// timing in-process work with [`Measurement::cpu`].
+#[allow(unsafe_code)]
+pub fn self_cpu() -> Duration {
+    // SAFETY: `rusage` is plain old data and getrusage only writes into it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a local.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Seconds as a float, for table rows.
+pub fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// Mebibytes as a float, for table rows.
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
