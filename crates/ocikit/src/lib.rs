@@ -13,5 +13,6 @@ pub mod digest;
 pub mod layer;
 pub mod manifest;
 pub mod name;
+pub mod pipe;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
