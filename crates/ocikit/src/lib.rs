@@ -9,10 +9,13 @@
     deny(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)
 )]
 
+pub mod access;
 pub mod digest;
+pub mod htpasswd;
 pub mod layer;
 pub mod manifest;
 pub mod name;
 pub mod pipe;
+pub mod zot_config;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
