@@ -6,13 +6,19 @@
 //! that is missing fails the test under CI (`CI=true`) and skips it loudly on a
 //! laptop.
 
+pub mod fixtures;
 pub mod peers;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-/// The directory holding the workspace's built binaries (`target/debug`).
+/// The directory holding the workspace's built binaries (`target/debug`), or
+/// `OCIKIT_BIN_DIR` when set (the sigstore interop crate has a target dir of
+/// its own and points this at the main workspace's).
 pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("OCIKIT_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
     let exe = std::env::current_exe().expect("test executable path");
     // target/debug/deps/<test>-<hash> → target/debug
     exe.parent()
