@@ -1,2 +1,4 @@
 //! End-to-end tests, one module per tool: the real binaries against real peers.
 //! Run them with `cargo xtask test`, which builds the binaries first.
+
+mod oci_sign;

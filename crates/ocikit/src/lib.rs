@@ -10,6 +10,7 @@
 )]
 
 pub mod access;
+pub mod cosign;
 pub mod digest;
 pub mod htpasswd;
 pub mod layer;
