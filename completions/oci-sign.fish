@@ -30,7 +30,7 @@ complete -c oci-sign -n "__fish_oci_sign_needs_command" -f -a "generate-key-pair
 complete -c oci-sign -n "__fish_oci_sign_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oci-sign -n "__fish_oci_sign_using_subcommand generate-key-pair" -l output-key-prefix -d 'Write PREFIX.key and PREFIX.pub instead of cosign.key and cosign.pub' -r -F
 complete -c oci-sign -n "__fish_oci_sign_using_subcommand generate-key-pair" -l force -d 'Replace existing key files'
-complete -c oci-sign -n "__fish_oci_sign_using_subcommand generate-key-pair" -s q -l quiet -d 'No messages on stderr'
+complete -c oci-sign -n "__fish_oci_sign_using_subcommand generate-key-pair" -s q -l quiet -d 'Print nothing on stderr but errors (no progress, no logs)'
 complete -c oci-sign -n "__fish_oci_sign_using_subcommand generate-key-pair" -s h -l help -d 'Print help'
 complete -c oci-sign -n "__fish_oci_sign_using_subcommand help; and not __fish_seen_subcommand_from generate-key-pair help" -f -a "generate-key-pair" -d 'Create cosign.key (encrypted, mode 0600) and cosign.pub, as `cosign generate-key-pair`. The password comes from COSIGN_PASSWORD, else a terminal prompt (asked twice), else one line of stdin'
 complete -c oci-sign -n "__fish_oci_sign_using_subcommand help; and not __fish_seen_subcommand_from generate-key-pair help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

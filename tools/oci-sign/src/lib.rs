@@ -39,9 +39,9 @@ pub struct GenerateKeyPair {
     /// Replace existing key files.
     #[arg(long)]
     pub force: bool,
-    /// No messages on stderr.
-    #[arg(long, short)]
-    pub quiet: bool,
+    /// Shared output flags.
+    #[command(flatten)]
+    pub output: ocikit_cli::OutputArgs,
 }
 
 /// The clap command, for man pages and completions.
@@ -56,34 +56,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// `main`'s body: runs, prints the error chain once, maps to an exit code.
-pub fn main_with(cli: Cli) -> ExitCode {
-    match run(cli) {
-        Ok(code) => code,
-        Err(err) => {
-            if err
-                .chain()
-                .filter_map(|c| c.downcast_ref::<std::io::Error>())
-                .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            {
-                return ExitCode::SUCCESS;
-            }
-            eprintln!("oci-sign: {err:#}");
-            let code = err
-                .chain()
-                .find_map(|c| c.downcast_ref::<ocikit::cosign::CosignError>())
-                .map_or(1, |e| e.exit_code());
-            ExitCode::from(code)
-        }
-    }
-}
-
 fn generate_key_pair(args: GenerateKeyPair) -> Result<ExitCode> {
     let password = password::read(true, true)?;
     let paths =
         ocikit::cosign::keys::write_key_pair(&args.output_key_prefix, &password, args.force)
             .context("generating a key pair")?;
-    if !args.quiet {
+    if !args.output.quiet {
         eprintln!("Private key written to {}", paths.private_key.display());
         eprintln!("Public key written to {}", paths.public_key.display());
     }

@@ -3,5 +3,5 @@
 use clap::Parser as _;
 
 fn main() -> std::process::ExitCode {
-    oci_sign::main_with(oci_sign::Cli::parse())
+    ocikit_cli::exit("oci-sign", oci_sign::run(oci_sign::Cli::parse()))
 }

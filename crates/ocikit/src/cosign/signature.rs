@@ -509,7 +509,12 @@ OSWS1X9vPavpiQOoTTGC0xX57OojUadxF1cdQmrsiReWg2Wn4FneJfa8xw==
             ..Default::default()
         };
         let plain = VerifyOptions::default();
-        type Case<'a> = ((Descriptor, Vec<u8>), &'a Digest, &'a VerifyOptions, &'a str);
+        type Case<'a> = (
+            (Descriptor, Vec<u8>),
+            &'a Digest,
+            &'a VerifyOptions,
+            &'a str,
+        );
         let cases: Vec<Case> = vec![
             (changed, &digest, &plain, "signature does not verify"),
             (foreign, &digest, &plain, "signature does not verify"),
