@@ -1,4 +1,5 @@
 //! End-to-end tests, one module per tool: the real binaries against real peers.
 //! Run them with `cargo xtask test`, which builds the binaries first.
 
+mod oci_build;
 mod oci_sign;

@@ -17,6 +17,7 @@ pub mod layer;
 pub mod manifest;
 pub mod name;
 pub mod pipe;
+pub mod stacker;
 pub mod zot_config;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};

@@ -1,0 +1,118 @@
+//! oci-build: builds the images of a stacker.yaml into an OCI image layout,
+//! with stacker's flag names, so an existing stacker user can switch.
+//!
+//! The format, the plan and the layer writing all live in `ocikit`; this
+//! crate turns the command line into those calls and prints one JSON line
+//! per image on stdout.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{CommandFactory, Parser};
+use ocikit::stacker::{self, Substitutions};
+
+/// The command line, with stacker's flag names.
+#[derive(Debug, Parser)]
+#[command(
+    name = "oci-build",
+    version,
+    about = "Build OCI images from a stacker.yaml, reproducibly and without LXC",
+    long_about = "Build OCI images from a stacker.yaml, reproducibly and without LXC.\n\n\
+        Reads the stacker.yaml (and its config.prerequisites), substitutes ${{VAR}} \
+        placeholders, orders the images by their dependencies and, with --dry-run, \
+        prints the plan as one JSON line per image (name, file, base, imports, build_only)."
+)]
+pub struct Cli {
+    /// The stacker.yaml to build.
+    #[arg(
+        short = 'f',
+        long = "stacker-file",
+        value_name = "FILE",
+        default_value = "stacker.yaml"
+    )]
+    pub stacker_file: PathBuf,
+
+    /// The OCI layout to write the images to (its path is also ${{STACKER_OCI_DIR}}).
+    #[arg(long, value_name = "DIR", default_value = "oci")]
+    pub oci_dir: PathBuf,
+
+    /// A substitution for ${{KEY}} placeholders, as KEY=VALUE (repeatable; a later one wins).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub substitute: Vec<String>,
+
+    /// A YAML file of KEY: VALUE substitutions (read before --substitute, which wins).
+    #[arg(long, value_name = "FILE")]
+    pub substitute_file: Option<PathBuf>,
+
+    /// Fail when an http(s) import has no `hash`.
+    #[arg(long)]
+    pub require_hash: bool,
+
+    /// Parse, substitute and order the build, print the plan, build nothing.
+    #[arg(long, required = true)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub output: ocikit_cli::OutputArgs,
+}
+
+/// The clap command, for man pages and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Runs oci-build.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    ocikit_cli::init_logging(cli.output.quiet);
+    let cwd = std::env::current_dir().context("finding the current directory")?;
+    let oci_dir = cwd.join(&cli.oci_dir);
+    let mut subs = Substitutions::with_builtins(&oci_dir, &cwd);
+    if let Some(file) = &cli.substitute_file {
+        subs.add_file(file).map_err(ocikit_cli::usage)?;
+    }
+    for arg in &cli.substitute {
+        subs.add_arg(arg).map_err(ocikit_cli::usage)?;
+    }
+    let plan = stacker::load(&cli.stacker_file, &subs, cli.require_hash)?;
+    if !cli.output.quiet {
+        for warning in &plan.warnings {
+            tracing::warn!("{warning}");
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    for step in &plan.steps {
+        writeln!(out, "{}", step.summary()).context("writing the plan to stdout")?;
+    }
+    out.flush().context("writing the plan to stdout")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn stacker_flag_names() {
+        let cli = Cli::try_parse_from([
+            "oci-build",
+            "-f",
+            "x.yaml",
+            "--substitute",
+            "A=1",
+            "--substitute",
+            "B=2",
+            "--dry-run",
+        ])
+        .expect("parse");
+        assert_eq!(cli.stacker_file, PathBuf::from("x.yaml"));
+        assert_eq!(cli.oci_dir, PathBuf::from("oci"));
+        assert_eq!(cli.substitute, ["A=1", "B=2"]);
+    }
+}
