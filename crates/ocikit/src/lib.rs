@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod name;
 pub mod pipe;
 pub mod stacker;
+pub mod policy;
 pub mod zot_config;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
