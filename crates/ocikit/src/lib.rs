@@ -17,8 +17,8 @@ pub mod layer;
 pub mod manifest;
 pub mod name;
 pub mod pipe;
-pub mod stacker;
 pub mod policy;
+pub mod stacker;
 pub mod zot_config;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
