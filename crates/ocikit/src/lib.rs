@@ -13,6 +13,7 @@ pub mod access;
 pub mod cosign;
 pub mod digest;
 pub mod htpasswd;
+pub mod image;
 pub mod layer;
 pub mod manifest;
 pub mod name;

@@ -9,6 +9,7 @@
 //! of cores: that is what makes builds reproducible.
 
 pub mod pgzip;
+pub mod tree;
 
 use std::io::{self, BufReader, Read, Write};
 
