@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod name;
 pub mod pipe;
 pub mod policy;
+pub mod registry;
 pub mod stacker;
 pub mod zot_config;
 
