@@ -2,4 +2,6 @@
 //! Run them with `cargo xtask test`, which builds the binaries first.
 
 mod oci_build;
+mod oci_copy;
+mod oci_inspect;
 mod oci_sign;

@@ -12,7 +12,12 @@ use clap_complete::Shell;
 /// The tools whose man pages and completions are generated. Each entry is the
 /// tool's own `command()`, so a new tool adds one line here.
 fn commands() -> Vec<clap::Command> {
-    vec![oci_build::command(), oci_sign::command()]
+    vec![
+        oci_build::command(),
+        oci_copy::command(),
+        oci_inspect::command(),
+        oci_sign::command(),
+    ]
 }
 
 /// Generates (or, with `check`, verifies) every man page and completion.

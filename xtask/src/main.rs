@@ -1,11 +1,13 @@
 //! `cargo xtask`: the project's own tasks, one module each.
 //!
 //! - `codegen [--check]`: man pages and shell completions from the tools' clap commands;
+//! - `demo`: builds the tools and runs the main job on a small image, no config, no server;
 //! - `bench <topic>`: ocikit against the peer it replaces, as ratios;
 //! - `test`: every test, the command the README shows and `.ci/run` calls.
 
 mod bench;
 mod codegen;
+mod demo;
 mod test;
 
 use std::process::ExitCode;
@@ -15,9 +17,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("codegen") => codegen::run(args[1..].iter().any(|a| a == "--check")),
         Some("test") => test::run(&args[1..]),
+        Some("demo") => demo::run(),
         Some("bench") => bench::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <codegen [--check] | test [ARGS…] | bench TOPIC>");
+            eprintln!("usage: cargo xtask <demo | codegen [--check] | test [ARGS…] | bench TOPIC>");
             return ExitCode::from(2);
         }
     };

@@ -7,13 +7,17 @@
 //! - [`exit`]: the one place a tool's `Result` becomes an exit code and its
 //!   error is printed, once, as `tool: error: cause`;
 //! - [`usage`] and [`Failure`] to pick exit code 2 or a tool-specific code
-//!   (cosign's 10/11/12) from deep inside a tool.
+//!   (cosign's 10/11/12) from deep inside a tool;
+//! - [`progress`]: the copy engine's progress events as bars on a TTY, a
+//!   plain line every few seconds otherwise.
 #![deny(missing_docs)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+
+pub mod progress;
 
 /// `--quiet`: every tool has it, with this meaning.
 #[derive(Debug, Clone, Default, Args)]
@@ -31,6 +35,14 @@ pub struct AuthArgs {
     /// ~/.config/containers/auth.json, then the Docker config with its credential helpers).
     #[arg(long, value_name = "PATH")]
     pub authfile: Option<PathBuf>,
+}
+
+/// How hard to try against flaky registries (skopeo's `--retry-times`).
+#[derive(Debug, Clone, Args)]
+pub struct RetryArgs {
+    /// How many times to retry a registry request after a 429, a 5xx or an I/O error.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retry_times: u32,
 }
 
 /// Connection settings for the one registry a tool talks to.
@@ -140,18 +152,26 @@ pub fn exit(tool: &str, result: anyhow::Result<ExitCode>) -> ExitCode {
         Ok(code) => return code,
         Err(error) => error,
     };
-    if is_broken_pipe(&error) {
-        return ExitCode::SUCCESS;
+    ExitCode::from(report(tool, &error))
+}
+
+/// Reports one error the way [`exit`] does and returns its exit code (0 for
+/// a broken pipe, which is not reported): for a stream of images from stdin,
+/// which reports each bad one, goes on, and exits with the highest code.
+pub fn report(tool: &str, error: &anyhow::Error) -> u8 {
+    if is_broken_pipe(error) {
+        return 0;
     }
     let code = error
         .chain()
         .find_map(|e| e.downcast_ref::<Failure>())
         .map_or(1, |f| f.code);
     eprintln!("{tool}: {error:#}");
-    ExitCode::from(code)
+    code
 }
 
-fn is_broken_pipe(error: &anyhow::Error) -> bool {
+/// Whether the error is a closed stdout (the reader went away, as with `| head`).
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|e| {
         e.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)

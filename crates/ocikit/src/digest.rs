@@ -297,6 +297,69 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// A reader that hashes what passes through it and, at end of stream, fails
+/// with [`io::ErrorKind::InvalidData`] unless the bytes match `expected` (and
+/// the expected size, when one is given). Reading a blob through it is
+/// reading it verified.
+pub struct VerifyingReader<R> {
+    inner: R,
+    hasher: Option<Hasher>,
+    expected: Digest,
+    size: Option<u64>,
+}
+
+impl<R: Read> VerifyingReader<R> {
+    /// Wraps `inner`, which should produce the content of `expected`.
+    pub fn new(inner: R, expected: Digest, size: Option<u64>) -> VerifyingReader<R> {
+        VerifyingReader {
+            inner,
+            hasher: Some(Hasher::for_digest(&expected)),
+            expected,
+            size,
+        }
+    }
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let Some(hasher) = self.hasher.as_mut() else {
+            return Ok(n);
+        };
+        if n > 0 || buf.is_empty() {
+            hasher.update(&buf[..n]);
+            if self.size.is_some_and(|size| hasher.bytes_hashed() > size) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is longer than its descriptor's {} bytes",
+                        self.expected,
+                        self.size.unwrap_or_default()
+                    ),
+                ));
+            }
+            return Ok(n);
+        }
+        let Some(hasher) = self.hasher.take() else {
+            return Ok(0);
+        };
+        let got = hasher.bytes_hashed();
+        if let Some(size) = self.size.filter(|&size| size != got) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} has {got} bytes, its descriptor says {size}",
+                    self.expected
+                ),
+            ));
+        }
+        hasher
+            .verify(&self.expected)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        Ok(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,6 +422,24 @@ mod tests {
         let (out, hasher) = writer.into_parts();
         assert_eq!(out, data);
         assert_eq!(hasher.finish(), Digest::sha256_of(&data));
+    }
+
+    #[test]
+    fn verifying_reader_checks_at_eof() {
+        let data = b"layer bytes".to_vec();
+        let d = Digest::sha256_of(&data);
+        let mut ok = VerifyingReader::new(&data[..], d.clone(), Some(data.len() as u64));
+        io::copy(&mut ok, &mut io::sink()).expect("matches");
+        let mut bad = VerifyingReader::new(&b"layer bytez"[..], d.clone(), None);
+        let err = io::copy(&mut bad, &mut io::sink()).expect_err("mismatch");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("digest mismatch"), "{err}");
+        let mut short = VerifyingReader::new(&data[..4], d.clone(), Some(data.len() as u64));
+        let err = io::copy(&mut short, &mut io::sink()).expect_err("short");
+        assert!(err.to_string().contains("its descriptor says"), "{err}");
+        let mut long = VerifyingReader::new(&data[..], d, Some(3));
+        let err = io::copy(&mut long, &mut io::sink()).expect_err("long");
+        assert!(err.to_string().contains("longer than"), "{err}");
     }
 
     #[test]

@@ -10,17 +10,24 @@
 )]
 
 pub mod access;
+pub mod archive;
+pub mod copy;
 pub mod cosign;
 pub mod digest;
 pub mod htpasswd;
 pub mod image;
+pub mod inspect;
 pub mod layer;
+pub mod layout;
 pub mod manifest;
 pub mod name;
 pub mod pipe;
 pub mod policy;
+pub mod reference;
 pub mod registry;
 pub mod stacker;
 pub mod zot_config;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
+pub use layout::Layout;
+pub use reference::{ImageReference, Target};
