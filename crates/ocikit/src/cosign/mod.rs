@@ -18,6 +18,7 @@ pub mod gojson;
 pub mod keys;
 pub mod payload;
 pub mod signature;
+pub mod store;
 pub mod time;
 
 pub use attestation::{Envelope, PredicateType, Statement};
