@@ -17,7 +17,9 @@ pub mod attestation;
 pub mod gojson;
 pub mod keys;
 pub mod payload;
+pub mod registry_store;
 pub mod signature;
+pub mod store;
 pub mod time;
 
 pub use attestation::{Envelope, PredicateType, Statement};
