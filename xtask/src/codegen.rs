@@ -92,8 +92,55 @@ fn ensure_file_contents(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     #[test]
     fn generated_files_are_fresh() {
         super::run(true).expect("run `cargo xtask codegen` and commit the result");
+    }
+
+    /// Every long flag with a given name means the same in every tool (same
+    /// help text), so `--authfile` or `--quiet` never drift apart; each tool's
+    /// command is also checked by clap's own debug assertions.
+    #[test]
+    fn shared_flags_keep_one_meaning_across_tools() {
+        let mut seen: BTreeMap<String, (String, String)> = BTreeMap::new();
+        let mut clashes = Vec::new();
+        for command in super::commands() {
+            command.clone().debug_assert();
+            for (path, arg) in all_args(&command) {
+                let (Some(long), Some(help)) = (arg.get_long(), arg.get_help()) else {
+                    continue;
+                };
+                let help = help.to_string();
+                match seen.get(long) {
+                    Some((other, first)) if *first != help => clashes.push(format!(
+                        "--{long}: {other} says {first:?}, {path} says {help:?}"
+                    )),
+                    Some(_) => {}
+                    None => {
+                        seen.insert(long.to_owned(), (path, help));
+                    }
+                }
+            }
+        }
+        assert!(
+            clashes.is_empty(),
+            "one flag name, one meaning:\n{}",
+            clashes.join("\n")
+        );
+    }
+
+    fn all_args(command: &clap::Command) -> Vec<(String, clap::Arg)> {
+        let mut out: Vec<(String, clap::Arg)> = command
+            .get_arguments()
+            .map(|a| (command.get_name().to_owned(), a.clone()))
+            .collect();
+        for sub in command.get_subcommands() {
+            for (path, arg) in all_args(sub) {
+                out.push((format!("{} {path}", command.get_name()), arg));
+            }
+        }
+        out
     }
 }
