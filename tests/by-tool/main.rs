@@ -3,5 +3,6 @@
 
 mod oci_build;
 mod oci_copy;
+mod oci_copy_registry;
 mod oci_inspect;
 mod oci_sign;

@@ -287,3 +287,39 @@ pub fn check_layout(dir: &Path) -> Result<LayoutState, String> {
         verified: seen.len(),
     })
 }
+
+/// Adds an index of `images` (each with its architecture, os linux) to the
+/// layout at `dir`, tagged `tag`; returns its digest.
+pub fn index_of(dir: &Path, tag: &str, images: &[(&Image, &str)]) -> String {
+    let manifests: Vec<serde_json::Value> = images
+        .iter()
+        .map(|(image, arch)| {
+            serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": image.digest,
+                "size": image.size,
+                "platform": {"architecture": arch, "os": "linux"},
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    })
+    .to_string();
+    let digest = put_blob(dir, body.as_bytes());
+    let index_path = dir.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).expect("index.json")).expect("json");
+    let list = index["manifests"].as_array_mut().expect("manifests");
+    list.retain(|m| m["annotations"][REF_NAME] != tag);
+    list.push(serde_json::json!({
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": digest,
+        "size": body.len(),
+        "annotations": {REF_NAME: tag},
+    }));
+    std::fs::write(&index_path, index.to_string()).expect("index.json");
+    digest
+}

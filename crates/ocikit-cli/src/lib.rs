@@ -110,6 +110,34 @@ impl From<DestRegistryArgs> for RegistryArgs {
     }
 }
 
+impl RegistryArgs {
+    /// The registry client's options from these flags, `--authfile` and
+    /// `--retry-times`; `creds_flag` is the flag named in a 401/403 message.
+    /// Malformed `--creds` is a usage error.
+    pub fn client_options(
+        &self,
+        auth: &AuthArgs,
+        retry: &RetryArgs,
+        creds_flag: &'static str,
+    ) -> anyhow::Result<ocikit::registry::ClientOptions> {
+        let creds = self
+            .creds
+            .as_deref()
+            .map(ocikit::registry::Credentials::parse)
+            .transpose()
+            .map_err(|e| usage(anyhow::Error::new(e).context(creds_flag)))?;
+        Ok(ocikit::registry::ClientOptions {
+            tls_verify: self.tls_verify,
+            cert_dir: self.cert_dir.clone(),
+            creds,
+            creds_flag,
+            authfile: auth.authfile.clone(),
+            retry_times: retry.retry_times,
+            ..ocikit::registry::ClientOptions::default()
+        })
+    }
+}
+
 /// Splits `USERNAME[:PASSWORD]` as skopeo does (the first colon separates).
 pub fn split_creds(creds: &str) -> (String, String) {
     match creds.split_once(':') {

@@ -11,6 +11,7 @@ use crate::copy::{self, CopyError, Source};
 use crate::digest::Digest;
 use crate::manifest::{Descriptor, Manifest, ManifestKind};
 use crate::reference::ImageReference;
+use crate::registry::ClientOptions;
 
 /// Why an image could not be inspected.
 #[derive(Debug, thiserror::Error)]
@@ -86,10 +87,13 @@ pub struct Inspector {
 
 impl Inspector {
     /// Opens the image's source (extracting an archive).
-    pub async fn open(reference: &ImageReference) -> Result<Inspector, InspectError> {
+    pub async fn open(
+        reference: &ImageReference,
+        registry: &ClientOptions,
+    ) -> Result<Inspector, InspectError> {
         Ok(Inspector {
             reference: reference.clone(),
-            source: Source::open(reference).await?,
+            source: Source::open(reference, registry).await?,
         })
     }
 

@@ -18,7 +18,7 @@ use ocikit::pipe::{read_lines, ImageLine};
 use ocikit::reference::{ImageReference, Target};
 use ocikit_cli::progress::{mib, reporter, short};
 use ocikit_cli::{
-    is_broken_pipe, report, usage, AuthArgs, DestRegistryArgs, OutputArgs, RetryArgs,
+    is_broken_pipe, report, usage, AuthArgs, DestRegistryArgs, OutputArgs, RegistryArgs, RetryArgs,
     SrcRegistryArgs,
 };
 
@@ -123,8 +123,20 @@ pub fn command() -> clap::Command {
 
 impl Cli {
     /// The library's options from the flags.
-    pub fn copy_options(&self) -> CopyOptions {
-        CopyOptions {
+    pub fn copy_options(&self) -> Result<CopyOptions> {
+        let source_registry = RegistryArgs::from(self.src.clone()).client_options(
+            &self.auth,
+            &self.retry,
+            "--src-creds",
+        )?;
+        let destination_registry = RegistryArgs::from(self.dest.clone()).client_options(
+            &self.auth,
+            &self.retry,
+            "--dest-creds",
+        )?;
+        Ok(CopyOptions {
+            source_registry,
+            destination_registry,
             parallel: self.image_parallel_copies as usize,
             multi_arch: match (self.all, self.multi_arch) {
                 (true, _) | (_, Some(MultiArchArg::All)) => MultiArch::All,
@@ -142,7 +154,7 @@ impl Cli {
                 CompressArg::Gzip => Compression::Gzip,
                 CompressArg::Zstd => Compression::Zstd,
             }),
-        }
+        })
     }
 }
 
@@ -151,7 +163,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let target = Target::parse(&cli.destination)
         .map_err(usage)
         .context("destination")?;
-    let options = cli.copy_options();
+    let options = cli.copy_options()?;
     let progress = reporter("oci-copy", cli.output.quiet);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -292,7 +304,7 @@ mod tests {
             "oci:a",
             "oci:b",
         ]);
-        let o = cli.copy_options();
+        let o = cli.copy_options().expect("options");
         assert_eq!(o.multi_arch, MultiArch::All);
         assert_eq!(o.format, Some(Format::Oci));
         assert_eq!(o.compress, Some(Compression::Zstd));
@@ -300,6 +312,9 @@ mod tests {
         assert_eq!(cli.dest.dest_tls_verify, Some(false));
         let cli = Cli::parse_from(["oci-copy", "--src-tls-verify", "oci:a", "oci:b"]);
         assert_eq!(cli.src.src_tls_verify, Some(true));
-        assert_eq!(cli.copy_options().multi_arch, MultiArch::Whole);
+        assert_eq!(
+            cli.copy_options().expect("options").multi_arch,
+            MultiArch::Whole
+        );
     }
 }

@@ -109,7 +109,10 @@ async fn inspect_one(
     out: &mut impl Write,
     pretty: bool,
 ) -> Result<()> {
-    let inspector = Inspector::open(reference)
+    let registry = cli
+        .registry
+        .client_options(&cli.auth, &cli.retry, "--creds")?;
+    let inspector = Inspector::open(reference, &registry)
         .await
         .with_context(|| reference.to_string())?;
     let json = |out: &mut dyn Write, value: &dyn erased::Json| -> Result<()> {

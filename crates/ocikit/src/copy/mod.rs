@@ -31,6 +31,7 @@ use crate::digest::Digest;
 use crate::layout::LayoutError;
 use crate::manifest::{self, Descriptor, Manifest, ManifestKind};
 use crate::reference::ImageReference;
+use crate::registry::{ClientOptions, RegistryError};
 
 pub use compress::Compression;
 pub use convert::Format;
@@ -67,6 +68,10 @@ pub struct CopyOptions {
     pub remove_signatures: bool,
     /// Recompress layers (`--dest-compress-format`), which changes digests.
     pub compress: Option<Compression>,
+    /// How to reach a source registry (`--src-*` flags).
+    pub source_registry: ClientOptions,
+    /// How to reach a destination registry (`--dest-*` flags).
+    pub destination_registry: ClientOptions,
 }
 
 impl Default for CopyOptions {
@@ -78,6 +83,14 @@ impl Default for CopyOptions {
             preserve_digests: false,
             remove_signatures: false,
             compress: None,
+            source_registry: ClientOptions {
+                creds_flag: "--src-creds",
+                ..ClientOptions::default()
+            },
+            destination_registry: ClientOptions {
+                creds_flag: "--dest-creds",
+                ..ClientOptions::default()
+            },
         }
     }
 }
@@ -91,6 +104,9 @@ pub enum CopyError {
     /// An archive could not be read or written.
     #[error(transparent)]
     Archive(Box<ArchiveError>),
+    /// A registry request failed.
+    #[error(transparent)]
+    Registry(Box<RegistryError>),
     /// A manifest could not be read.
     #[error("{image}: manifest {digest}: {source}")]
     Manifest {
@@ -174,6 +190,12 @@ impl From<LayoutError> for CopyError {
     }
 }
 
+impl From<RegistryError> for CopyError {
+    fn from(e: RegistryError) -> CopyError {
+        CopyError::Registry(Box::new(e))
+    }
+}
+
 impl From<ArchiveError> for CopyError {
     fn from(e: ArchiveError) -> CopyError {
         CopyError::Archive(Box::new(e))
@@ -218,8 +240,8 @@ pub async fn copy(
     options: &CopyOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<CopyReport, CopyError> {
-    let src = Source::open(source).await?;
-    let dst = Sink::open(destination).await?;
+    let src = Source::open(source, &options.source_registry).await?;
+    let dst = Sink::open(destination, &options.destination_registry).await?;
     if options.format == Some(Format::V2s2) && dst.wants_oci() {
         return Err(CopyError::UnsupportedFormat {
             image: destination.to_string(),
