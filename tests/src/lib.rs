@@ -6,8 +6,11 @@
 //! that is missing fails the test under CI (`CI=true`) and skips it loudly on a
 //! laptop.
 
+pub mod basic_auth;
 pub mod fixtures;
 pub mod peers;
+pub mod pki;
+pub mod token;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -235,3 +235,277 @@ async fn uploads_refuse_data_that_is_not_what_was_promised() {
     assert!(!err.to_string().is_empty());
     assert_eq!(repo.blob_exists(&claimed).await.expect("head"), None);
 }
+
+// ---- authentication ----
+
+use ocikit::registry::{Credentials, Environment};
+use ocikit_e2e::peers::RegistryConfig;
+use std::path::Path;
+
+/// An environment with an empty home and `bin` as the only PATH entry, so
+/// the developer's own auth files never leak into a test.
+fn isolated_env(dir: &Path) -> Environment {
+    std::fs::create_dir_all(dir.join("home")).expect("home");
+    std::fs::create_dir_all(dir.join("bin")).expect("bin");
+    Environment {
+        home: Some(dir.join("home")),
+        path: Some(dir.join("bin").into_os_string()),
+        ..Environment::default()
+    }
+}
+
+fn auth_json(user: &str, password: &str, registry: &str) -> String {
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!(r#"{{"auths":{{"{registry}":{{"auth":"{auth}"}}}}}}"#)
+}
+
+async fn small_push(repo: &Repository) -> Result<Digest, ocikit::registry::RegistryError> {
+    let blob = b"auth test blob".to_vec();
+    let digest = Digest::sha256_of(&blob);
+    repo.put_blob(&digest, blob.len() as u64, reader(blob))
+        .await?;
+    Ok(digest)
+}
+
+fn creds(user: &str, password: &str) -> Option<Credentials> {
+    Some(Credentials {
+        username: user.into(),
+        password: password.into(),
+    })
+}
+
+#[tokio::test]
+async fn htpasswd_basic_auth_from_every_source() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let Some(yaml) = ocikit_e2e::basic_auth::registry_yaml(tmp.path(), &[("alice", "wonder")])
+    else {
+        return;
+    };
+    let Some(registry) = DockerRegistry::start_with(RegistryConfig {
+        extra_yaml: yaml,
+        ..RegistryConfig::default()
+    }) else {
+        return;
+    };
+    let env = isolated_env(tmp.path());
+    let options = |creds: Option<Credentials>| ClientOptions {
+        creds,
+        creds_flag: "--dest-creds",
+        environment: env.clone(),
+        ..ClientOptions::default()
+    };
+
+    // Anonymous: a 401 naming the registry, that nothing was found, and the flag.
+    let repo = client(options(None)).repository(&registry.addr, "app");
+    let err = small_push(&repo).await.expect_err("anonymous push");
+    let text = err.to_string();
+    assert!(err.is_auth(), "{text}");
+    assert!(text.contains(&registry.addr), "{text}");
+    assert!(text.contains("401 Unauthorized"), "{text}");
+    assert!(text.contains("no credentials for"), "{text}");
+    assert!(text.contains("--dest-creds"), "{text}");
+
+    // Wrong password on the flag: the flag is named as the rejected source.
+    let repo = client(options(creds("alice", "nope"))).repository(&registry.addr, "app");
+    let err = small_push(&repo).await.expect_err("bad password");
+    let text = err.to_string();
+    assert!(
+        text.contains("credentials from --dest-creds were rejected"),
+        "{text}"
+    );
+
+    // The right password works for push and pull.
+    let repo = client(options(creds("alice", "wonder"))).repository(&registry.addr, "app");
+    let digest = small_push(&repo).await.expect("push with --creds");
+    assert!(repo.blob_exists(&digest).await.expect("head").is_some());
+
+    // --authfile.
+    let authfile = tmp.path().join("authfile.json");
+    std::fs::write(&authfile, auth_json("alice", "wonder", &registry.addr)).expect("write");
+    let repo = client(ClientOptions {
+        authfile: Some(authfile.clone()),
+        ..options(None)
+    })
+    .repository(&registry.addr, "app");
+    small_push(&repo).await.expect("push with --authfile");
+
+    // REGISTRY_AUTH_FILE, with a wrong password: the file is named.
+    let envfile = tmp.path().join("env-auth.json");
+    std::fs::write(&envfile, auth_json("alice", "stale", &registry.addr)).expect("write");
+    let repo = client(ClientOptions {
+        environment: Environment {
+            registry_auth_file: Some(envfile.clone()),
+            ..env.clone()
+        },
+        ..options(None)
+    })
+    .repository(&registry.addr, "app");
+    let err = small_push(&repo).await.expect_err("stale password");
+    assert!(
+        err.to_string().contains(&format!(
+            "credentials from {} were rejected",
+            envfile.display()
+        )),
+        "{err}"
+    );
+    std::fs::write(&envfile, auth_json("alice", "wonder", &registry.addr)).expect("write");
+    let repo = client(ClientOptions {
+        environment: Environment {
+            registry_auth_file: Some(envfile),
+            ..env.clone()
+        },
+        ..options(None)
+    })
+    .repository(&registry.addr, "app");
+    small_push(&repo)
+        .await
+        .expect("push with REGISTRY_AUTH_FILE");
+
+    // ~/.docker/config.json naming a credHelpers entry: docker-credential-test on PATH.
+    let helper = tmp.path().join("bin/docker-credential-test");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread server\n[ \"$1\" = get ] && [ \"$server\" = \"{}\" ] || exit 1\n\
+             echo '{{\"ServerURL\":\"'$server'\",\"Username\":\"alice\",\"Secret\":\"wonder\"}}'\n",
+            registry.addr
+        ),
+    )
+    .expect("helper");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let docker_config = tmp.path().join("home/.docker/config.json");
+    std::fs::create_dir_all(docker_config.parent().expect("dir")).expect("mkdir");
+    std::fs::write(
+        &docker_config,
+        format!(r#"{{"credHelpers":{{"{}":"test"}}}}"#, registry.addr),
+    )
+    .expect("config");
+    let repo = client(options(None)).repository(&registry.addr, "app");
+    small_push(&repo)
+        .await
+        .expect("push with a credential helper");
+}
+
+#[tokio::test]
+async fn token_auth_with_scopes_and_cache() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let Some(issuer) = ocikit_e2e::token::TokenIssuer::start(tmp.path(), &[("bob", "builder")])
+    else {
+        return;
+    };
+    let Some(registry) = DockerRegistry::start_with(RegistryConfig {
+        extra_yaml: issuer.registry_yaml(),
+        ..RegistryConfig::default()
+    }) else {
+        return;
+    };
+    let env = isolated_env(tmp.path());
+    let options = |creds: Option<Credentials>| ClientOptions {
+        creds,
+        creds_flag: "--src-creds",
+        environment: env.clone(),
+        ..ClientOptions::default()
+    };
+
+    let client_ok = client(options(creds("bob", "builder")));
+    let repo = client_ok.repository(&registry.addr, "team/app");
+    let layer = data(20_000, 5);
+    let (bytes, digest) = push_image(&repo, "t1", &layer).await;
+    let fetched = repo.get_manifest("t1").await.expect("pull with a token");
+    assert_eq!(
+        (fetched.bytes, fetched.digest.clone()),
+        (bytes, digest.clone())
+    );
+    let (_, body) = repo
+        .get_blob(&Digest::sha256_of(&layer))
+        .await
+        .expect("blob");
+    assert_eq!(read_all(body).await.expect("read"), layer);
+    // One push token served every request of the push and the pulls after.
+    let after_push = issuer.issued();
+    assert!(after_push <= 2, "{after_push} tokens for one repository");
+    // A mount needs pull on the source too: one more token.
+    let other = client_ok.repository(&registry.addr, "team/other");
+    assert!(other
+        .mount_blob(&Digest::sha256_of(&layer), "team/app")
+        .await
+        .expect("mount with a two-scope token"));
+
+    // Anonymous: the issuer grants nothing, so a 401 naming the flag.
+    let repo = client(options(None)).repository(&registry.addr, "team/app");
+    let err = repo.get_manifest("t1").await.expect_err("anonymous pull");
+    let text = err.to_string();
+    assert!(err.is_auth(), "{text}");
+    assert!(text.contains("--src-creds"), "{text}");
+    // Wrong password: the token endpoint refuses, naming the rejected source.
+    let repo = client(options(creds("bob", "wrong"))).repository(&registry.addr, "team/app");
+    let err = repo.get_manifest("t1").await.expect_err("bad password");
+    assert!(
+        err.to_string()
+            .contains("credentials from --src-creds were rejected"),
+        "{err}"
+    );
+}
+
+// ---- TLS ----
+
+#[tokio::test]
+async fn tls_with_a_test_ca_through_cert_dir_and_certs_d() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let Some(ca) = ocikit_e2e::pki::TestCa::new(&tmp.path().join("ca")) else {
+        return;
+    };
+    let (cert, key) = ca.issue("registry");
+    let Some(registry) = DockerRegistry::start_with(RegistryConfig {
+        tls: Some((cert, key)),
+        ..RegistryConfig::default()
+    }) else {
+        return;
+    };
+    let env = isolated_env(tmp.path());
+    let verify = |cert_dir: Option<std::path::PathBuf>, certs_d: Vec<std::path::PathBuf>| {
+        client(ClientOptions {
+            tls_verify: Some(true),
+            cert_dir,
+            certs_d,
+            environment: env.clone(),
+            ..ClientOptions::default()
+        })
+    };
+
+    // Verified TLS without the CA fails, saying how to fix it.
+    let err = verify(None, vec![])
+        .repository(&registry.addr, "app")
+        .ping()
+        .await
+        .expect_err("unknown CA");
+    assert!(err.to_string().contains("--cert-dir"), "{err}");
+
+    // The CA through --cert-dir.
+    let cert_dir = tmp.path().join("certs");
+    std::fs::create_dir_all(&cert_dir).expect("mkdir");
+    std::fs::copy(&ca.cert, cert_dir.join("ca.crt")).expect("copy ca");
+    let repo = verify(Some(cert_dir), vec![]).repository(&registry.addr, "app");
+    let (bytes, digest) = push_image(&repo, "tls", &data(1000, 9)).await;
+    assert_eq!(digest, Digest::sha256_of(&bytes));
+
+    // The CA through a certs.d directory named HOST:PORT.
+    let certs_d = tmp.path().join("certs.d");
+    std::fs::create_dir_all(certs_d.join(&registry.addr)).expect("mkdir");
+    std::fs::copy(&ca.cert, certs_d.join(&registry.addr).join("ca.crt")).expect("copy ca");
+    let repo = verify(None, vec![certs_d]).repository(&registry.addr, "app");
+    assert_eq!(repo.get_manifest("tls").await.expect("pull").digest, digest);
+
+    // Loopback by default: HTTPS with an unverified certificate is accepted.
+    let repo = client(ClientOptions {
+        environment: env.clone(),
+        certs_d: vec![],
+        ..ClientOptions::default()
+    })
+    .repository(&registry.addr, "app");
+    assert_eq!(repo.get_manifest("tls").await.expect("pull").digest, digest);
+}
