@@ -5,4 +5,5 @@ mod oci_build;
 mod oci_copy;
 mod oci_copy_registry;
 mod oci_inspect;
+mod oci_serve;
 mod oci_sign;

@@ -99,3 +99,97 @@ pub fn wait_for_port(addr: &str, log: &Path) {
     let log = std::fs::read_to_string(log).unwrap_or_default();
     panic!("nothing listens on {addr} after 20 s; log:\n{log}");
 }
+
+/// A running `oci-serve` (the workspace's own binary) on a free loopback
+/// port, over a storage root that outlives restarts when the test wants.
+pub struct OciServe {
+    child: Child,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    /// The storage root.
+    pub root: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl OciServe {
+    /// Starts oci-serve over a fresh temp root.
+    pub fn start() -> OciServe {
+        let dir = crate::temp_dir();
+        let root = dir.path().join("root");
+        let mut server = OciServe::start_at(&root, &[]);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts oci-serve over `root` with extra arguments, on port 0; reads
+    /// the bound address from its stderr.
+    pub fn start_at(root: &Path, extra: &[&str]) -> OciServe {
+        use std::io::BufRead;
+        let program = crate::bin_dir().join("oci-serve");
+        assert!(
+            program.exists(),
+            "oci-serve is not built; run the tests with `cargo xtask test`"
+        );
+        let mut child = Command::new(program)
+            .arg("--root")
+            .arg(root)
+            .args(["--addr", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting oci-serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let mut seen = String::new();
+        let addr = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.kill();
+                panic!("oci-serve exited before listening; stderr:\n{seen}");
+            };
+            seen.push_str(&line);
+            seen.push('\n');
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        OciServe {
+            child,
+            addr,
+            root: root.to_path_buf(),
+            _dir: None,
+        }
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("waiting for oci-serve")
+    }
+
+    /// `docker://127.0.0.1:PORT/<path>`
+    pub fn url(&self, path: &str) -> String {
+        format!("docker://{}/{path}", self.addr)
+    }
+}
+
+impl Drop for OciServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -16,6 +16,7 @@ fn commands() -> Vec<clap::Command> {
         oci_build::command(),
         oci_copy::command(),
         oci_inspect::command(),
+        oci_serve::command(),
         oci_sign::command(),
     ]
 }

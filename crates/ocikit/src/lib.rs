@@ -25,7 +25,9 @@ pub mod pipe;
 pub mod policy;
 pub mod reference;
 pub mod registry;
+pub mod server;
 pub mod stacker;
+pub mod storage;
 pub mod zot_config;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};

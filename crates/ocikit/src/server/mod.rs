@@ -1,0 +1,385 @@
+//! The registry server: every endpoint of the OCI Distribution Spec v1.1 over
+//! any [`Storage`], on axum and tokio.
+//!
+//! Repository names contain slashes, so routing is done here rather than by
+//! the router's path patterns: [`Route::parse`] reads the fixed suffixes
+//! (`/manifests/<ref>`, `/blobs/<digest>`, `/blobs/uploads/<id>`,
+//! `/tags/list`, `/referrers/<digest>`) from the end of the path and checks
+//! the rest against the spec's name grammar. Handlers live in one module per
+//! area: [`blobs`] (blobs and uploads), [`manifests`], [`discovery`] (tags,
+//! catalog, referrers).
+//!
+//! Slow or stalled clients are bounded: request headers must arrive within
+//! [`ServerConfig::header_timeout`], a connection without progress in either
+//! direction for [`ServerConfig::idle_timeout`] is closed (this covers
+//! trickling uploads and clients that stop reading), manifest bodies are
+//! capped at 4 MiB, and at most [`ServerConfig::max_connections`] are open.
+
+mod blobs;
+mod discovery;
+mod error;
+mod io;
+mod manifests;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+pub use error::RegistryError;
+
+use crate::name::validate_repository;
+use crate::storage::{ByteStream, Storage};
+
+/// Limits that keep slow or hostile clients from exhausting the server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// How long a connection may make no progress (no bytes read or written).
+    pub idle_timeout: Duration,
+    /// How many connections may be open at once; more are refused.
+    pub max_connections: usize,
+    /// How long a graceful shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            header_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What every handler shares.
+pub(crate) struct App<S> {
+    pub(crate) storage: S,
+    pub(crate) idle: Duration,
+}
+
+type Shared<S> = Arc<App<S>>;
+type HandlerResult = Result<Response, RegistryError>;
+
+/// The axum router of the whole API over `storage`.
+pub fn router<S: Storage>(storage: S, config: &ServerConfig) -> axum::Router {
+    let app = Arc::new(App {
+        storage,
+        idle: config.idle_timeout,
+    });
+    axum::Router::new().fallback(dispatch::<S>).with_state(app)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then lets
+/// requests in flight finish (up to [`ServerConfig::shutdown_grace`]).
+pub async fn serve<S: Storage>(
+    listener: TcpListener,
+    storage: S,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let app = router(storage, &config);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                // Out of file descriptors and the like: back off, don't spin.
+                tracing::warn!("accept: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!("refusing a connection: {} open", config.max_connections);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(io::IdleTimeout::new(stream, config.idle_timeout));
+        let service = TowerToHyperService::new(app.clone());
+        let builder = builder.clone();
+        let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(config.shutdown_grace) => {}
+    }
+    Ok(())
+}
+
+/// Where a request goes, read from its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `/v2/`
+    Base,
+    /// `/v2/_catalog`
+    Catalog,
+    /// `/v2/<name>/tags/list`
+    Tags(String),
+    /// `/v2/<name>/manifests/<reference>`
+    Manifest(String, String),
+    /// `/v2/<name>/blobs/<digest>`
+    Blob(String, String),
+    /// `/v2/<name>/blobs/uploads/`
+    Uploads(String),
+    /// `/v2/<name>/blobs/uploads/<id>`
+    Upload(String, String),
+    /// `/v2/<name>/referrers/<digest>`
+    Referrers(String, String),
+}
+
+impl Route {
+    /// Reads a request path; `None` for paths outside the API. The name is
+    /// not validated here (see [`Route::name`]).
+    pub fn parse(path: &str) -> Option<Route> {
+        let rest = path.strip_prefix("/v2")?;
+        if rest.is_empty() || rest == "/" {
+            return Some(Route::Base);
+        }
+        let rest = rest.strip_prefix('/')?;
+        if rest == "_catalog" {
+            return Some(Route::Catalog);
+        }
+        let segments: Vec<&str> = rest.split('/').collect();
+        let n = segments.len();
+        let name = |k: usize| (k > 0).then(|| segments[..k].join("/"));
+        let last = segments[n - 1].to_owned();
+        if n >= 3 && segments[n - 3] == "blobs" && segments[n - 2] == "uploads" {
+            let name = name(n - 3)?;
+            return Some(if last.is_empty() {
+                Route::Uploads(name)
+            } else {
+                Route::Upload(name, last)
+            });
+        }
+        if n >= 3 && segments[n - 2] == "blobs" && last == "uploads" {
+            return Some(Route::Uploads(name(n - 2)?));
+        }
+        if n < 2 {
+            return None;
+        }
+        let name = name(n - 2)?;
+        match segments[n - 2] {
+            "tags" if last == "list" => Some(Route::Tags(name)),
+            "manifests" => Some(Route::Manifest(name, last)),
+            "blobs" => Some(Route::Blob(name, last)),
+            "referrers" => Some(Route::Referrers(name, last)),
+            _ => None,
+        }
+    }
+
+    /// The repository the route is about, if any.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Route::Base | Route::Catalog => None,
+            Route::Tags(name)
+            | Route::Manifest(name, _)
+            | Route::Blob(name, _)
+            | Route::Uploads(name)
+            | Route::Upload(name, _)
+            | Route::Referrers(name, _) => Some(name),
+        }
+    }
+}
+
+async fn dispatch<S: Storage>(State(app): State<Shared<S>>, request: Request) -> Response {
+    let mut response = match handle(&app, request).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    };
+    response.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    response
+}
+
+async fn handle<S: Storage>(app: &Shared<S>, request: Request) -> HandlerResult {
+    let Some(route) = Route::parse(request.uri().path()) else {
+        return Err(RegistryError::new(
+            StatusCode::NOT_FOUND,
+            "UNSUPPORTED",
+            format!(
+                "{} is not an endpoint of the OCI distribution API",
+                request.uri().path()
+            ),
+        ));
+    };
+    if let Some(name) = route.name() {
+        validate_repository(name).map_err(|e| {
+            RegistryError::new(StatusCode::BAD_REQUEST, "NAME_INVALID", e.to_string())
+        })?;
+    }
+    let method = request.method().clone();
+    match (route, method) {
+        (Route::Base, Method::GET | Method::HEAD) => {
+            Ok(([(header::CONTENT_TYPE, "application/json")], "{}").into_response())
+        }
+        (Route::Catalog, Method::GET) => discovery::catalog(app, request.uri()).await,
+        (Route::Tags(name), Method::GET) => discovery::tags(app, &name, request.uri()).await,
+        (Route::Referrers(name, digest), Method::GET) => {
+            discovery::referrers(app, &name, &digest, request.uri()).await
+        }
+        (Route::Manifest(name, reference), Method::GET) => {
+            manifests::get(app, &name, &reference, request.headers(), true).await
+        }
+        (Route::Manifest(name, reference), Method::HEAD) => {
+            manifests::get(app, &name, &reference, request.headers(), false).await
+        }
+        (Route::Manifest(name, reference), Method::PUT) => {
+            manifests::put(app, &name, &reference, request).await
+        }
+        (Route::Manifest(name, reference), Method::DELETE) => {
+            manifests::delete(app, &name, &reference).await
+        }
+        (Route::Blob(name, digest), Method::GET) => {
+            blobs::get(app, &name, &digest, request.headers(), true).await
+        }
+        (Route::Blob(name, digest), Method::HEAD) => {
+            blobs::get(app, &name, &digest, request.headers(), false).await
+        }
+        (Route::Blob(name, digest), Method::DELETE) => blobs::delete(app, &name, &digest).await,
+        (Route::Uploads(name), Method::POST) => blobs::start(app, &name, request).await,
+        (Route::Upload(name, id), Method::GET) => blobs::status(app, &name, &id).await,
+        (Route::Upload(name, id), Method::PATCH) => blobs::patch(app, &name, &id, request).await,
+        (Route::Upload(name, id), Method::PUT) => blobs::finish(app, &name, &id, request).await,
+        (Route::Upload(name, id), Method::DELETE) => blobs::cancel(app, &name, &id).await,
+        (_, method) => Err(RegistryError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "UNSUPPORTED",
+            format!("{method} is not supported on {}", request.uri().path()),
+        )),
+    }
+}
+
+/// A query parameter, percent-decoded.
+pub(crate) fn query_param(uri: &Uri, key: &str) -> Option<String> {
+    let query = uri.query()?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A header as text, if present and readable.
+pub(crate) fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The request body as a stream that fails when the client sends nothing
+/// for the idle timeout.
+pub(crate) fn body_stream(body: Body, idle: Duration) -> ByteStream {
+    let stream = body.into_data_stream();
+    Box::pin(futures_util::stream::unfold(
+        Some(stream),
+        move |state| async move {
+            let mut stream = state?;
+            match tokio::time::timeout(idle, stream.next()).await {
+                Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(stream))),
+                Ok(Some(Err(err))) => Some((Err(std::io::Error::other(err)), None)),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("the client sent nothing for {} s", idle.as_secs()),
+                    )),
+                    None,
+                )),
+            }
+        },
+    ))
+}
+
+/// A response with no body and the given status and headers.
+pub(crate) fn empty(status: StatusCode, headers: &[(header::HeaderName, String)]) -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = status;
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response.headers_mut().insert(name.clone(), value);
+        }
+    }
+    if !response.headers().contains_key(header::CONTENT_LENGTH) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Route;
+
+    #[test]
+    fn routes() {
+        let s = |v: &str| v.to_owned();
+        let cases = [
+            ("/v2/", Some(Route::Base)),
+            ("/v2", Some(Route::Base)),
+            ("/v2/_catalog", Some(Route::Catalog)),
+            ("/v2/a/b/tags/list", Some(Route::Tags(s("a/b")))),
+            (
+                "/v2/a/manifests/latest",
+                Some(Route::Manifest(s("a"), s("latest"))),
+            ),
+            (
+                "/v2/a/manifests/manifests/x",
+                Some(Route::Manifest(s("a/manifests"), s("x"))),
+            ),
+            (
+                "/v2/a/blobs/sha256:1",
+                Some(Route::Blob(s("a"), s("sha256:1"))),
+            ),
+            (
+                "/v2/foo/blobs/blobs/sha256:1",
+                Some(Route::Blob(s("foo/blobs"), s("sha256:1"))),
+            ),
+            ("/v2/a/blobs/uploads/", Some(Route::Uploads(s("a")))),
+            ("/v2/a/blobs/uploads", Some(Route::Uploads(s("a")))),
+            (
+                "/v2/a/b/blobs/uploads/123",
+                Some(Route::Upload(s("a/b"), s("123"))),
+            ),
+            (
+                "/v2/a/referrers/sha256:1",
+                Some(Route::Referrers(s("a"), s("sha256:1"))),
+            ),
+            ("/v2/blobs/uploads/", None),
+            ("/v2/manifests/x", None),
+            ("/v3/a/manifests/x", None),
+            ("/v2/a/unknown/x", None),
+            ("/v2x", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(Route::parse(path), want, "{path}");
+        }
+    }
+}
