@@ -91,6 +91,11 @@ pub(super) async fn get<S: Storage>(
     Ok(response)
 }
 
+/// How much of an oversized manifest body is read (and discarded) before the
+/// 413 goes out, so that an ordinary client gets to read the answer instead
+/// of a reset connection; larger declared bodies are refused at once.
+const DRAIN_LIMIT: u64 = 4 * MAX_MANIFEST_SIZE as u64;
+
 /// Reads a manifest body, refusing more than [`MAX_MANIFEST_SIZE`] bytes.
 async fn read_limited(request: Request, idle: std::time::Duration) -> Result<Bytes, RegistryError> {
     let too_large = |n: u64| {
@@ -100,15 +105,14 @@ async fn read_limited(request: Request, idle: std::time::Duration) -> Result<Byt
             format!("manifest of {n} bytes or more is over the 4 MiB limit"),
         )
     };
-    if let Some(length) = header_str(request.headers(), header::CONTENT_LENGTH) {
-        if let Ok(length) = length.parse::<u64>() {
-            if length > MAX_MANIFEST_SIZE as u64 {
-                return Err(too_large(length));
-            }
-        }
+    let declared = header_str(request.headers(), header::CONTENT_LENGTH)
+        .and_then(|length| length.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > DRAIN_LIMIT) {
+        return Err(too_large(declared.unwrap_or_default()));
     }
     let mut body = body_stream(request.into_body(), idle);
     let mut buffer = BytesMut::new();
+    let mut seen = 0u64;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| {
             RegistryError::new(
@@ -117,10 +121,18 @@ async fn read_limited(request: Request, idle: std::time::Duration) -> Result<Byt
                 format!("manifest body broke off: {e}"),
             )
         })?;
-        if buffer.len() + chunk.len() > MAX_MANIFEST_SIZE {
-            return Err(too_large((buffer.len() + chunk.len()) as u64));
+        seen += chunk.len() as u64;
+        if seen > MAX_MANIFEST_SIZE as u64 {
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+            buffer.clear();
+            continue;
         }
         buffer.extend_from_slice(&chunk);
+    }
+    if seen > MAX_MANIFEST_SIZE as u64 {
+        return Err(too_large(seen));
     }
     Ok(buffer.freeze())
 }
