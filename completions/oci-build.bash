@@ -23,7 +23,7 @@ _oci__build() {
 
     case "${cmd}" in
         oci__build)
-            opts="-f -q -h -V --stacker-file --oci-dir --substitute --substitute-file --require-hash --dry-run --quiet --help --version"
+            opts="-f -q -h -V --stacker-file --oci-dir --substitute --substitute-file --require-hash --dry-run --no-cache --layer-type --compression --runtime --roots-dir --stacker-dir --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -46,6 +46,26 @@ _oci__build() {
                     return 0
                     ;;
                 --substitute-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layer-type)
+                    COMPREPLY=($(compgen -W "tar" -- "${cur}"))
+                    return 0
+                    ;;
+                --compression)
+                    COMPREPLY=($(compgen -W "gzip zstd" -- "${cur}"))
+                    return 0
+                    ;;
+                --runtime)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --roots-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stacker-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

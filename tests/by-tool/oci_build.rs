@@ -99,3 +99,257 @@ fn bad_input_is_reported_with_file_and_line() {
         "{stderr}"
     );
 }
+
+/// A tar base made of Debian's static busybox (`/bin/busybox` and `/bin/sh`).
+fn busybox_tar(dir: &Path) -> Option<PathBuf> {
+    let busybox = ocikit_e2e::require("busybox")?;
+    let src = dir.join("busybox-src/bin");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::copy(&busybox, src.join("busybox")).expect("copy busybox");
+    std::os::unix::fs::symlink("busybox", src.join("sh")).expect("symlink");
+    let tar = dir.join("busybox.tar");
+    let status = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(dir.join("busybox-src"))
+        .arg("-cf")
+        .arg(&tar)
+        .arg("bin")
+        .status()
+        .expect("tar");
+    assert!(status.success());
+    Some(tar)
+}
+
+fn index_tags(oci: &Path) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(oci.join("index.json")) else {
+        return Vec::new();
+    };
+    let index: Value = serde_json::from_slice(&bytes).expect("index.json");
+    index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
+        .map(str::to_owned)
+        .collect()
+}
+
+const BUSYBOX_YAML: &str = r#"
+busybox:
+  from:
+    type: tar
+    url: busybox.tar
+  imports:
+    - path: files/greeting
+      dest: /etc/greeting
+    - files/
+  run: |
+    /bin/busybox mkdir -p /usr/bin
+    /bin/busybox --install -s /usr/bin
+    cat /stacker/imports/greeting > /from-run
+    echo scratch > /tmp-file
+  environment:
+    PATH: /usr/bin:/bin
+  labels:
+    org.example.built-by: oci-build
+  entrypoint: /bin/sh -c "cat /etc/greeting"
+tools:
+  from: {type: built, tag: busybox}
+  run: rm /tmp-file
+  build_only: true
+app:
+  from: {type: built, tag: tools}
+  imports:
+    - stacker://tools/from-run
+  run: cp /stacker/imports/from-run /copied
+  cmd: [echo, hi]
+"#;
+
+#[test]
+fn builds_busybox_from_a_tar_base_with_run_steps_under_runc() {
+    let (Some(_), Some(umoci), Some(_)) = (
+        ocikit_e2e::require("runc"),
+        ocikit_e2e::require("umoci"),
+        ocikit_e2e::require("skopeo"),
+    ) else {
+        return;
+    };
+    let dir = temp_dir();
+    if busybox_tar(dir.path()).is_none() {
+        return;
+    }
+    std::fs::create_dir_all(dir.path().join("files")).expect("mkdir");
+    std::fs::write(dir.path().join("files/greeting"), "hello from an import\n").expect("write");
+    std::fs::write(dir.path().join("stacker.yaml"), BUSYBOX_YAML).expect("write");
+    let out = tool("oci-build").current_dir(dir.path()).assert().success();
+    let built = lines(&out.get_output().stdout);
+    let names: Vec<&str> = built
+        .iter()
+        .map(|l| l["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["busybox", "app"], "build_only images print no line");
+    assert_eq!(built[1]["image"], "oci:oci:app");
+    assert!(built[1]["digest"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("sha256:"));
+    let mut tags = index_tags(&dir.path().join("oci"));
+    tags.sort();
+    assert_eq!(tags, ["app", "busybox"]);
+
+    // umoci reads it: layers, whiteouts and the run step's files.
+    let bundle = dir.path().join("bundle");
+    let unpack = std::process::Command::new(&umoci)
+        .arg("unpack")
+        .arg("--image")
+        .arg(dir.path().join("oci:app"))
+        .arg(&bundle)
+        .current_dir(dir.path())
+        .output()
+        .expect("umoci");
+    assert!(
+        unpack.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unpack.stderr)
+    );
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("copied")).expect("copied"),
+        "hello from an import\n"
+    );
+    assert!(!rootfs.join("tmp-file").exists(), "whiteout applied");
+    assert!(rootfs.join("usr/bin/ls").is_symlink());
+    for leftover in ["proc", "sys", "dev", "stacker", ".oci-build"] {
+        assert!(
+            !rootfs.join(leftover).exists(),
+            "/{leftover} left in the image"
+        );
+    }
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).expect("bundle config"))
+            .expect("json");
+    assert_eq!(
+        config["process"]["args"],
+        serde_json::json!(["/bin/sh", "-c", "cat /etc/greeting", "echo", "hi"])
+    );
+
+    // skopeo reads the config.
+    let inspect = std::process::Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci:{}:busybox", dir.path().join("oci").display()))
+        .output()
+        .expect("skopeo");
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    let info: Value = serde_json::from_slice(&inspect.stdout).expect("json");
+    assert_eq!(info["Labels"]["org.example.built-by"], "oci-build");
+    assert_eq!(info["Created"], "1970-01-01T00:00:00Z");
+}
+
+#[test]
+fn same_inputs_same_digests_whatever_the_directory_umask_and_file_order() {
+    let Some(_) = ocikit_e2e::require("runc") else {
+        return;
+    };
+    let yaml = "img:
+  from: {type: tar, url: busybox.tar}
+  imports:
+    - path: tree/
+      dest: /srv/
+    - tree
+  run: |
+    cat /stacker/imports/tree/a/one > /one-copy
+    mkdir -p /var/made && echo x > /var/made/file
+";
+    let mut digests = Vec::new();
+    for (umask, reversed) in [("022", false), ("077", true)] {
+        let dir = temp_dir();
+        if busybox_tar(dir.path()).is_none() {
+            return;
+        }
+        let mut files = [("tree/a/one", "1"), ("tree/b/two", "2"), ("tree/c", "3")];
+        if reversed {
+            files.reverse();
+        }
+        let script: String = files
+            .iter()
+            .map(|(path, data)| {
+                format!("mkdir -p $(dirname {path}) && printf {data} > {path} && sleep 0.01\n")
+            })
+            .collect();
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask}\n{script}"))
+            .current_dir(dir.path())
+            .status()
+            .expect("sh");
+        assert!(status.success());
+        std::fs::write(dir.path().join("stacker.yaml"), yaml).expect("write");
+        let bin = ocikit_e2e::bin_dir().join("oci-build");
+        let out = assert_cmd::Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" --quiet"))
+            .arg(&bin)
+            .current_dir(dir.path())
+            .assert()
+            .success();
+        let line = lines(&out.get_output().stdout).remove(0);
+        digests.push(line["digest"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(digests[0], digests[1]);
+}
+
+#[test]
+fn failed_builds_tag_nothing() {
+    let Some(_) = ocikit_e2e::require("runc") else {
+        return;
+    };
+    let dir = temp_dir();
+    if busybox_tar(dir.path()).is_none() {
+        return;
+    }
+    std::fs::write(dir.path().join("data"), "content").expect("write");
+    let cases = [
+        (
+            "first:\n  from: {type: tar, url: busybox.tar}\nsecond:\n  from: {type: built, tag: first}\n  run: |\n    echo about to fail\n    exit 3\n",
+            "image second: run failed with exit status 3; the end of its output:\n",
+        ),
+        (
+            "img:\n  from: {type: tar, url: busybox.tar}\n  imports: [missing.txt]\n",
+            "import /",
+        ),
+        (
+            "img:\n  from: {type: tar, url: busybox.tar}\n  imports:\n    - path: data\n      hash: 0000000000000000000000000000000000000000000000000000000000000000\n",
+            "hash mismatch: the file has sha256 ed7002b439e9ac845f22357d822bac1444730fbdb6016d3ec9432297b9ec9f73",
+        ),
+    ];
+    for (yaml, want) in cases {
+        std::fs::write(dir.path().join("stacker.yaml"), yaml).expect("write");
+        let out = tool("oci-build").current_dir(dir.path()).assert().code(1);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        assert!(
+            stderr.contains(want),
+            "{yaml}\n got: {stderr}\nwant: {want}"
+        );
+        assert!(out.get_output().stdout.is_empty());
+        assert!(
+            index_tags(&dir.path().join("oci")).is_empty(),
+            "{yaml}: something was tagged"
+        );
+    }
+    let stderr = String::from_utf8_lossy(
+        &tool("oci-build")
+            .current_dir(dir.path())
+            .arg("--quiet")
+            .write_stdin("")
+            .assert()
+            .code(1)
+            .get_output()
+            .stderr,
+    )
+    .to_string();
+    assert!(stderr.contains("hash mismatch"), "{stderr}");
+}

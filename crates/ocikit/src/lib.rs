@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod archive;
+pub mod build;
 pub mod copy;
 pub mod cosign;
 pub mod digest;

@@ -11,6 +11,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
+use ocikit::build::{self, BuildOptions};
+use ocikit::pipe::ImageLine;
 use ocikit::stacker::{self, Substitutions};
 
 /// The command line, with stacker's flag names.
@@ -21,8 +23,14 @@ use ocikit::stacker::{self, Substitutions};
     about = "Build OCI images from a stacker.yaml, reproducibly and without LXC",
     long_about = "Build OCI images from a stacker.yaml, reproducibly and without LXC.\n\n\
         Reads the stacker.yaml (and its config.prerequisites), substitutes ${{VAR}} \
-        placeholders, orders the images by their dependencies and, with --dry-run, \
-        prints the plan as one JSON line per image (name, file, base, imports, build_only)."
+        placeholders, orders the images by their dependencies and builds each one: \
+        its base (scratch, tar or another image of the build), imports, overlay_dirs \
+        and run steps (in a container, through an OCI runtime) become layers, written \
+        reproducibly (timestamps clamped to SOURCE_DATE_EPOCH, 0 when unset). Each \
+        image that is not build_only is tagged with its name in the --oci-dir layout \
+        and printed as one JSON line on stdout; nothing is tagged unless every image \
+        builds. With --dry-run, prints the plan instead (one JSON line per image: name, \
+        file, base, imports, build_only) without building or fetching anything."
 )]
 pub struct Cli {
     /// The stacker.yaml to build.
@@ -51,8 +59,33 @@ pub struct Cli {
     pub require_hash: bool,
 
     /// Parse, substitute and order the build, print the plan, build nothing.
-    #[arg(long, required = true)]
+    #[arg(long)]
     pub dry_run: bool,
+
+    /// Build every image from its inputs (oci-build keeps no build cache yet, so
+    /// every build already does; accepted for stacker compatibility).
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// The layer format (only `tar`, OCI's; stacker's squashfs is not supported).
+    #[arg(long, value_name = "TYPE", default_value = "tar", value_parser = ["tar"])]
+    pub layer_type: String,
+
+    /// Layer compression: gzip (read everywhere) or zstd (faster and smaller).
+    #[arg(long, value_name = "ALGORITHM", default_value = "gzip", value_parser = ["gzip", "zstd"])]
+    pub compression: String,
+
+    /// The OCI runtime that executes `run` steps.
+    #[arg(long, value_name = "PROGRAM", default_value = "runc")]
+    pub runtime: String,
+
+    /// Where image root filesystems are kept (its path is also ${{STACKER_ROOTFS_DIR}}).
+    #[arg(long, value_name = "DIR", default_value = "roots")]
+    pub roots_dir: PathBuf,
+
+    /// Scratch space for staged blobs, downloads and runtime bundles.
+    #[arg(long, value_name = "DIR", default_value = ".stacker")]
+    pub stacker_dir: PathBuf,
 
     #[command(flatten)]
     pub output: ocikit_cli::OutputArgs,
@@ -68,7 +101,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     ocikit_cli::init_logging(cli.output.quiet);
     let cwd = std::env::current_dir().context("finding the current directory")?;
     let oci_dir = cwd.join(&cli.oci_dir);
+    let roots_dir = cwd.join(&cli.roots_dir);
+    let stacker_dir = cwd.join(&cli.stacker_dir);
     let mut subs = Substitutions::with_builtins(&oci_dir, &cwd);
+    subs.set("STACKER_ROOTFS_DIR", &roots_dir.display().to_string());
+    subs.set("STACKER_STACKER_DIR", &stacker_dir.display().to_string());
     if let Some(file) = &cli.substitute_file {
         subs.add_file(file).map_err(ocikit_cli::usage)?;
     }
@@ -82,10 +119,37 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     let mut out = std::io::stdout().lock();
-    for step in &plan.steps {
-        writeln!(out, "{}", step.summary()).context("writing the plan to stdout")?;
+    if cli.dry_run {
+        for step in &plan.steps {
+            writeln!(out, "{}", step.summary()).context("writing the plan to stdout")?;
+        }
+        out.flush().context("writing the plan to stdout")?;
+        return Ok(ExitCode::SUCCESS);
     }
-    out.flush().context("writing the plan to stdout")?;
+    let options = BuildOptions {
+        oci_dir: oci_dir.clone(),
+        roots_dir,
+        work_dir: stacker_dir.join("oci-build"),
+        compression: cli
+            .compression
+            .parse()
+            .map_err(|e: String| ocikit_cli::usage(anyhow::anyhow!(e)))?,
+        epoch: ocikit::layer::tree::source_date_epoch().map_err(ocikit_cli::usage)?,
+        runtime: cli.runtime.clone(),
+        echo: (!cli.output.quiet)
+            .then(|| std::sync::Arc::new(|line: &str| eprintln!("{line}")) as build::run::Echo),
+    };
+    let built = build::build(&plan, &options)?;
+    for image in built.iter().filter(|b| !b.build_only) {
+        let mut line = ImageLine::new(
+            format!("oci:{}:{}", cli.oci_dir.display(), image.name),
+            image.manifest.digest.clone(),
+            image.manifest.media_type.clone(),
+            image.manifest.size,
+        );
+        line.name = Some(image.name.clone());
+        line.write_to(&mut out).context("writing to stdout")?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

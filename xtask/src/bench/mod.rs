@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+mod build;
 mod copy;
 mod layer;
 
@@ -20,7 +21,11 @@ type Topic = fn(&[String]) -> Result<()>;
 
 /// Runs the benchmark named by `args[0]`.
 pub fn run(args: &[String]) -> Result<()> {
-    let topics: &[(&str, Topic)] = &[("copy", copy::run), ("layer", layer::run)];
+    let topics: &[(&str, Topic)] = &[
+        ("build", build::run),
+        ("copy", copy::run),
+        ("layer", layer::run),
+    ];
     let wanted = args.first().map(String::as_str).unwrap_or_default();
     match topics.iter().find(|(name, _)| *name == wanted) {
         Some((_, bench)) => bench(&args[1..]),

@@ -1,0 +1,503 @@
+//! Building a stacker.yaml plan into OCI images: bases, imports, overlay
+//! directories, `run` steps, layers, configs and the output layout.
+//!
+//! Each image gets a root filesystem under the roots directory, starting as
+//! a copy of its base (scratch: empty; tar: the tar unpacked; built: the
+//! other image's root filesystem). Imports with `dest` and overlay
+//! directories are copied in, `run` executes over it (see [`run`]), and
+//! what changed from the base — by content — becomes one new layer
+//! ([`crate::layer::tree::write_diff`]). Blobs go to a staging store first;
+//! only when every image has built are the tagged images' blobs moved into
+//! the OCI layout and index.json rewritten, so a failed build tags nothing.
+
+pub mod fs;
+pub mod output;
+pub mod run;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Algorithm, Digest, Hasher};
+use crate::image::{self, ImageConfig};
+use crate::layer::{tree, Compression, LayerWriter};
+use crate::manifest::{self, Descriptor};
+use crate::stacker::{Base, Image, ImportSource, Plan};
+
+/// Why a build failed. Each names the image and what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A file operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Writing a layer failed.
+    #[error(transparent)]
+    Tree(#[from] tree::TreeError),
+    /// A tar base is unsafe or broken.
+    #[error("tar base {}: entry {entry}: {message}", path.display())]
+    BadTar {
+        /// The tar file.
+        path: PathBuf,
+        /// The entry.
+        entry: String,
+        /// Why.
+        message: String,
+    },
+    /// An import cannot be brought in.
+    #[error("image {image}: import {path}: {message}")]
+    Import {
+        /// The image.
+        image: String,
+        /// The import as written.
+        path: String,
+        /// Why, and the fix.
+        message: String,
+    },
+    /// An import's content does not match its declared hash.
+    #[error("image {image}: import {path}: hash mismatch: the file has sha256 {actual}, the stacker.yaml says {expected} (update the hash if the file changed on purpose)")]
+    HashMismatch {
+        /// The image.
+        image: String,
+        /// The import.
+        path: String,
+        /// The declared hash.
+        expected: String,
+        /// The actual hash.
+        actual: String,
+    },
+    /// The `run` script failed.
+    #[error("image {image}: run failed with exit status {status}; the end of its output:\n{tail}")]
+    Run {
+        /// The image.
+        image: String,
+        /// Its exit status.
+        status: String,
+        /// The last lines it printed.
+        tail: String,
+    },
+    /// The runtime could not be started or configured.
+    #[error("image {image}: {message}")]
+    Runtime {
+        /// The image.
+        image: String,
+        /// Why.
+        message: String,
+    },
+    /// A feature of the format this build cannot do.
+    #[error("image {image}: {message}")]
+    Unsupported {
+        /// The image.
+        image: String,
+        /// What, and the way around it.
+        message: String,
+    },
+}
+
+/// How to build.
+#[derive(Clone)]
+pub struct BuildOptions {
+    /// The OCI layout to write the images to.
+    pub oci_dir: PathBuf,
+    /// Where root filesystems are kept (`roots/<image>/rootfs`).
+    pub roots_dir: PathBuf,
+    /// Scratch space: staged blobs, downloads, runtime bundles.
+    pub work_dir: PathBuf,
+    /// Layer compression.
+    pub compression: Compression,
+    /// `SOURCE_DATE_EPOCH`: every timestamp is clamped to it.
+    pub epoch: u64,
+    /// The OCI runtime for `run` (`runc`).
+    pub runtime: String,
+    /// Receives the lines `run` scripts print (the tool shows them on stderr).
+    pub echo: Option<run::Echo>,
+}
+
+/// One image the build produced.
+#[derive(Debug, Clone)]
+pub struct BuiltImage {
+    /// The image's name (its tag in the layout).
+    pub name: String,
+    /// The manifest's descriptor.
+    pub manifest: Descriptor,
+    /// Built only for other images: not tagged.
+    pub build_only: bool,
+}
+
+/// What a finished image leaves for images built on it.
+struct Done {
+    rootfs: PathBuf,
+    config: ImageConfig,
+    layers: Vec<Descriptor>,
+}
+
+/// Builds every image of `plan` in order; tags the images that are not
+/// `build_only` in the layout only when all of them built.
+pub fn build(plan: &Plan, options: &BuildOptions) -> Result<Vec<BuiltImage>, BuildError> {
+    let staging = output::Staging::new(&options.work_dir.join("blobs"))?;
+    let mut done: BTreeMap<String, Done> = BTreeMap::new();
+    let mut built = Vec::new();
+    for step in &plan.steps {
+        let (manifest, finished) = build_one(&step.image, options, &staging, &done)?;
+        built.push(BuiltImage {
+            name: step.image.name.clone(),
+            manifest,
+            build_only: step.image.build_only,
+        });
+        done.insert(step.image.name.clone(), finished);
+    }
+    let tagged: Vec<&BuiltImage> = built.iter().filter(|b| !b.build_only).collect();
+    output::publish(&options.oci_dir, &staging, &tagged)?;
+    Ok(built)
+}
+
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+fn build_one(
+    image: &Image,
+    options: &BuildOptions,
+    staging: &output::Staging,
+    done: &BTreeMap<String, Done>,
+) -> Result<(Descriptor, Done), BuildError> {
+    let name = &image.name;
+    let unsupported = |message: String| BuildError::Unsupported {
+        image: name.clone(),
+        message,
+    };
+    if !image.generate_labels.is_empty() {
+        return Err(unsupported(
+            "generate_labels is not supported by oci-build yet (set the labels with `labels`)"
+                .into(),
+        ));
+    }
+    let root = options.roots_dir.join(name);
+    fs::remove_tree(&root)?;
+    let rootfs = root.join("rootfs");
+    let lower_empty = root.join("empty");
+    let created = image::rfc3339(options.epoch);
+    let mut layers = Vec::new();
+    let mut config = ImageConfig {
+        architecture: host_arch().to_owned(),
+        os: "linux".to_owned(),
+        ..ImageConfig::default()
+    };
+    // The base, and the tree the new layer is a diff against.
+    let lower: PathBuf = match &image.from {
+        Base::Scratch => {
+            fs::mkdirs_755(&lower_empty)?;
+            fs::mkdirs_755(&rootfs)?;
+            lower_empty.clone()
+        }
+        Base::Tar { url } => {
+            let tar_path = match crate::stacker::file::stacker_url(url) {
+                Some((other, path)) => {
+                    let other_done = done.get(other).ok_or_else(|| {
+                        unsupported(format!("tar base {url}: image {other} is not built"))
+                    })?;
+                    fs::inside(&other_done.rootfs, path)?
+                }
+                None if url.starts_with("http://") || url.starts_with("https://") => {
+                    output::download(name, url, &options.work_dir.join("downloads"))?
+                }
+                None => PathBuf::from(url),
+            };
+            let base = root.join("base");
+            fs::mkdirs_755(&base)?;
+            fs::unpack_tar(&tar_path, &base)?;
+            // The base layer: the tar's contents, written reproducibly.
+            let layer = write_layer(None, &base, options, staging)?;
+            // History names a local tar by its file name only: the directory
+            // it was built in must not change the image.
+            let shown = if url.contains("://") {
+                url.as_str()
+            } else {
+                url.rsplit('/').next().unwrap_or(url)
+            };
+            config.add_layer(layer.1.clone(), &created, &format!("oci-build: tar base {shown}"));
+            layers.push(layer.0);
+            fs::copy_preserving(&base, &rootfs)?;
+            base
+        }
+        Base::Built { tag } => {
+            let parent = done.get(tag).ok_or_else(|| {
+                unsupported(format!("base image {tag} has not been built in this run"))
+            })?;
+            config = parent.config.clone();
+            layers = parent.layers.clone();
+            fs::copy_preserving(&parent.rootfs, &rootfs)?;
+            parent.rootfs.clone()
+        }
+        Base::Oci { layout, tag } => {
+            return Err(unsupported(format!(
+                "`from: {{type: oci, url: {layout}:{tag}}}` is not supported by oci-build yet (build the base in the same stacker.yaml and use `type: built`, or a `type: tar` of its root filesystem)"
+            )))
+        }
+        Base::Docker { url, .. } => {
+            return Err(unsupported(format!(
+                "`from: {{type: docker, url: {url}}}` is not supported by oci-build yet (export the base's root filesystem as a tar and use `type: tar`)"
+            )))
+        }
+    };
+
+    // Imports: staged for `run`, and copied in where they have a `dest`.
+    let imports_dir = root.join("imports");
+    fs::mkdirs(&imports_dir)?;
+    for import in &image.imports {
+        let source = fetch_import(image, import, options, done)?;
+        let base_name = Path::new(import.path.trim_end_matches('/'))
+            .file_name()
+            .map(|n| n.to_owned())
+            .unwrap_or_default();
+        let contents_only = import.path.ends_with('/');
+        let own = fs::Ownership {
+            mode: import.mode,
+            uid: import.uid.unwrap_or(0),
+            gid: import.gid.unwrap_or(0),
+        };
+        let staged = imports_dir.join(&base_name);
+        fs::copy_normalized(&source, &staged, own)?;
+        if let Some(dest) = &import.dest {
+            let dest_path = fs::inside(&rootfs, dest)?;
+            let target = if contents_only || !(dest.ends_with('/') || dest_path.is_dir()) {
+                dest_path
+            } else {
+                dest_path.join(&base_name)
+            };
+            fs::copy_normalized(&source, &target, own)?;
+        }
+    }
+    for overlay in &image.overlay_dirs {
+        let dest = fs::inside(&rootfs, &overlay.dest)?;
+        let own = fs::Ownership {
+            mode: None,
+            uid: 0,
+            gid: 0,
+        };
+        for entry in std::fs::read_dir(&overlay.source).map_err(|e| BuildError::Import {
+            image: name.clone(),
+            path: overlay.source.display().to_string(),
+            message: format!("overlay_dirs source cannot be read: {e}"),
+        })? {
+            let entry = entry.map_err(|e| BuildError::Io {
+                path: overlay.source.clone(),
+                source: e,
+            })?;
+            fs::copy_normalized(&entry.path(), &dest.join(entry.file_name()), own)?;
+        }
+    }
+    if let Some(script) = image.script() {
+        let mut mounts = vec![run::Mount {
+            source: imports_dir.clone(),
+            dest: image.imports_dir().to_owned(),
+            readonly: true,
+        }];
+        for bind in &image.binds {
+            mounts.push(run::Mount {
+                source: bind.source.clone(),
+                dest: bind.dest.clone(),
+                readonly: false,
+            });
+        }
+        run::run(&run::RunStep {
+            image: name,
+            script: &script,
+            rootfs: &rootfs,
+            bundle: &options.work_dir.join("bundles").join(name),
+            mounts,
+            build_env: &image.build_env,
+            passthrough: &image.build_env_passthrough,
+            runtime: &options.runtime,
+            echo: options.echo.clone(),
+        })?;
+    }
+    // The new layer: what changed from the base, by content.
+    let (descriptor, diff_id, stats) = write_layer_stats(Some(&lower), &rootfs, options, staging)?;
+    if stats.entries > 0 {
+        config.add_layer(diff_id, &created, &format!("oci-build: {name}"));
+        layers.push(descriptor);
+    } else {
+        config.add_empty_history(&created, &format!("oci-build: {name}"));
+    }
+    fs::remove_tree(&lower_empty)?;
+
+    // The config.
+    config.created = Some(created);
+    if let Some(os) = &image.os {
+        config.os = os.clone();
+    }
+    if let Some(arch) = &image.arch {
+        config.architecture = arch.clone();
+    }
+    for (k, v) in &image.environment {
+        config.set_env(k, v);
+    }
+    for (k, v) in &image.labels {
+        config.config.labels.insert(k.clone(), v.clone());
+    }
+    for volume in &image.volumes {
+        config
+            .config
+            .volumes
+            .insert(volume.clone(), serde_json::json!({}));
+    }
+    if let Some(dir) = &image.working_dir {
+        config.config.working_dir = Some(dir.clone());
+    }
+    if let Some(user) = &image.runtime_user {
+        config.config.user = Some(user.clone());
+    }
+    if let Some(full) = &image.full_command {
+        config.config.entrypoint = Some(full.clone());
+        config.config.cmd = None;
+    }
+    if let Some(entrypoint) = &image.entrypoint {
+        config.config.entrypoint = Some(entrypoint.clone());
+    }
+    if let Some(cmd) = &image.cmd {
+        config.config.cmd = Some(cmd.clone());
+    }
+    let config_bytes = config.to_bytes();
+    let config_desc = staging.put_bytes(manifest::OCI_CONFIG, &config_bytes)?;
+    let manifest_bytes = image::manifest_bytes(&config_desc, &layers, &image.annotations);
+    let mut manifest_desc = staging.put_bytes(manifest::OCI_MANIFEST, &manifest_bytes)?;
+    manifest_desc.platform = Some(manifest::Platform {
+        architecture: config.architecture.clone(),
+        os: config.os.clone(),
+        variant: None,
+        extra: BTreeMap::new(),
+    });
+    fs::remove_tree(&imports_dir)?;
+    Ok((
+        manifest_desc,
+        Done {
+            rootfs,
+            config,
+            layers,
+        },
+    ))
+}
+
+/// Where an import's content is on the host, fetched and checked.
+fn fetch_import(
+    image: &Image,
+    import: &crate::stacker::Import,
+    options: &BuildOptions,
+    done: &BTreeMap<String, Done>,
+) -> Result<PathBuf, BuildError> {
+    let fail = |message: String| BuildError::Import {
+        image: image.name.clone(),
+        path: import.path.clone(),
+        message,
+    };
+    let path = match import.source() {
+        ImportSource::Local(path) => {
+            if std::fs::symlink_metadata(path).is_err() {
+                return Err(fail("no such file or directory (check the path; relative paths start at the stacker.yaml's directory)".into()));
+            }
+            path.to_owned()
+        }
+        ImportSource::Http(url) => {
+            output::download(&image.name, url, &options.work_dir.join("downloads"))?
+        }
+        ImportSource::Stacker { image: other, path } => {
+            let other_done = done
+                .get(other)
+                .ok_or_else(|| fail(format!("image {other} has not been built")))?;
+            let p = fs::inside(&other_done.rootfs, path)?;
+            if std::fs::symlink_metadata(&p).is_err() {
+                return Err(fail(format!("image {other} has no {path}")));
+            }
+            p
+        }
+    };
+    if let Some(expected) = &import.hash {
+        if path.is_dir() {
+            return Err(fail(
+                "a `hash` can only be checked on a file, and this is a directory".into(),
+            ));
+        }
+        let actual = sha256_file(&path)?;
+        if &actual != expected {
+            return Err(BuildError::HashMismatch {
+                image: image.name.clone(),
+                path: import.path.clone(),
+                expected: expected.clone(),
+                actual,
+            });
+        }
+    }
+    Ok(path)
+}
+
+fn sha256_file(path: &Path) -> Result<String, BuildError> {
+    let mut file = std::fs::File::open(path).map_err(|e| BuildError::Io {
+        path: path.to_owned(),
+        source: e,
+    })?;
+    let mut hasher = Hasher::new(Algorithm::Sha256);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| BuildError::Io {
+            path: path.to_owned(),
+            source: e,
+        })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finish().hex().to_owned())
+}
+
+fn write_layer(
+    lower: Option<&Path>,
+    upper: &Path,
+    options: &BuildOptions,
+    staging: &output::Staging,
+) -> Result<(Descriptor, Digest), BuildError> {
+    let (d, id, _) = write_layer_stats(lower, upper, options, staging)?;
+    Ok((d, id))
+}
+
+fn write_layer_stats(
+    lower: Option<&Path>,
+    upper: &Path,
+    options: &BuildOptions,
+    staging: &output::Staging,
+) -> Result<(Descriptor, Digest, tree::TreeStats), BuildError> {
+    let (file, tmp) = staging.temp()?;
+    let out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let writer = LayerWriter::new(out, options.compression).map_err(|e| BuildError::Io {
+        path: tmp.clone(),
+        source: e,
+    })?;
+    let (writer, stats) = tree::write_diff(lower, upper, writer, options.epoch)?;
+    let (mut out, digests) = writer.finish().map_err(|e| BuildError::Io {
+        path: tmp.clone(),
+        source: e,
+    })?;
+    out.flush().map_err(|e| BuildError::Io {
+        path: tmp.clone(),
+        source: e,
+    })?;
+    drop(out);
+    staging.commit(&tmp, &digests.digest)?;
+    let descriptor = Descriptor::new(
+        options.compression.oci_media_type(),
+        digests.digest,
+        digests.size,
+    );
+    Ok((descriptor, digests.diff_id, stats))
+}
