@@ -16,11 +16,17 @@ _oci__sign() {
             ",$1")
                 cmd="oci__sign"
                 ;;
+            oci__sign,attest)
+                cmd="oci__sign__subcmd__attest"
+                ;;
             oci__sign,generate-key-pair)
                 cmd="oci__sign__subcmd__generate__subcmd__key__subcmd__pair"
                 ;;
             oci__sign,help)
                 cmd="oci__sign__subcmd__help"
+                ;;
+            oci__sign__subcmd__help,attest)
+                cmd="oci__sign__subcmd__help__subcmd__attest"
                 ;;
             oci__sign__subcmd__help,generate-key-pair)
                 cmd="oci__sign__subcmd__help__subcmd__generate__subcmd__key__subcmd__pair"
@@ -35,12 +41,98 @@ _oci__sign() {
 
     case "${cmd}" in
         oci__sign)
-            opts="-h -V --help --version generate-key-pair help"
+            opts="-a -q -h -V --annotations --recursive --key --sign-container-identity --registry-referrers-mode --creds --tls-verify --cert-dir --authfile --quiet --help --version generate-key-pair attest help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --annotations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -a)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sign-container-identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry-referrers-mode)
+                    COMPREPLY=($(compgen -W "legacy oci-1-1" -- "${cur}"))
+                    return 0
+                    ;;
+                --creds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-verify)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --cert-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --authfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oci__subcmd__sign__subcmd__attest)
+            opts="-q -h --predicate --type --key --sign-container-identity --registry-referrers-mode --creds --tls-verify --cert-dir --authfile --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --predicate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sign-container-identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry-referrers-mode)
+                    COMPREPLY=($(compgen -W "legacy oci-1-1" -- "${cur}"))
+                    return 0
+                    ;;
+                --creds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-verify)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --cert-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --authfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -67,8 +159,22 @@ _oci__sign() {
             return 0
             ;;
         oci__subcmd__sign__subcmd__help)
-            opts="generate-key-pair help"
+            opts="generate-key-pair attest help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oci__subcmd__sign__subcmd__help__subcmd__attest)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

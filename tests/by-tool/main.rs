@@ -7,3 +7,4 @@ mod oci_copy_registry;
 mod oci_inspect;
 mod oci_serve;
 mod oci_sign;
+mod oci_verify;

@@ -18,6 +18,7 @@ fn commands() -> Vec<clap::Command> {
         oci_inspect::command(),
         oci_serve::command(),
         oci_sign::command(),
+        oci_verify::command(),
     ]
 }
 

@@ -3,22 +3,94 @@
 //! This crate is the command line only: arguments become calls into
 //! `ocikit::cosign`, where the formats live and are tested.
 
+mod images;
 mod password;
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use clap::{CommandFactory as _, Parser, Subcommand};
+use anyhow::{anyhow, Context, Result};
+use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
+use futures_util::StreamExt as _;
+use ocikit::cosign::attestation::{PredicateType, Statement};
+use ocikit::cosign::places;
+use ocikit::cosign::store::{self, Storage};
+use ocikit::cosign::PrivateKey;
 
-/// Sign container images the way cosign does, with cosign's key files.
+/// Sign container images the way cosign does, with cosign's key files:
+/// `oci-sign --key cosign.key IMAGE…` appends a signature to each image's
+/// `sha256-<hex>.sig` tag (in a registry or an oci: layout); `-` reads the
+/// images as JSON lines from stdin. Prints one JSON line per image signed.
 #[derive(Debug, Parser)]
-#[command(name = "oci-sign", version, about, long_about = None)]
+#[command(
+    name = "oci-sign",
+    version,
+    about,
+    long_about = None,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Cli {
-    /// What to do.
+    /// A subcommand; without one, sign the images.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// Signing options.
+    #[command(flatten)]
+    pub sign: SignArgs,
+}
+
+/// How signatures are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ReferrersMode {
+    /// cosign's `sha256-<hex>.sig` tag, which every verifier reads.
+    #[default]
+    Legacy,
+    /// An OCI 1.1 referrer manifest (artifactType, subject).
+    #[value(name = "oci-1-1")]
+    Oci11,
+}
+
+/// Flags shared by signing and attesting.
+#[derive(Debug, clap::Args)]
+pub struct KeyArgs {
+    /// The private key (cosign.key); its password comes from COSIGN_PASSWORD,
+    /// else a terminal prompt, else stdin (when no image comes from stdin).
+    #[arg(long, value_name = "KEY", required = true)]
+    pub key: Option<PathBuf>,
+    /// The repository name to sign as (docker-reference), e.g. the registry
+    /// repository an oci: layout will be pushed to.
+    #[arg(long, value_name = "REPO")]
+    pub sign_container_identity: Option<String>,
+    /// Where to store: cosign's legacy .sig/.att tag, or OCI 1.1 referrers.
+    #[arg(long, value_enum, value_name = "MODE", default_value = "legacy")]
+    pub registry_referrers_mode: ReferrersMode,
+    /// Registry connection.
+    #[command(flatten)]
+    pub registry: ocikit_cli::RegistryArgs,
+    /// Registry credentials.
+    #[command(flatten)]
+    pub auth: ocikit_cli::AuthArgs,
+    /// Output.
+    #[command(flatten)]
+    pub output: ocikit_cli::OutputArgs,
+    /// Images: oci:PATH[:TAG], docker://HOST/REPO[:TAG|@DIGEST], HOST/REPO…, or - for JSON lines on stdin.
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+}
+
+/// `oci-sign [--key K] IMAGE…`.
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// Annotations to sign along (the payload's `optional`), repeatable.
+    #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// For an index, also sign every manifest it lists.
+    #[arg(long)]
+    pub recursive: bool,
+    /// Key, identity, storage, registry and images.
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 /// The subcommands.
@@ -28,6 +100,24 @@ pub enum Command {
     /// generate-key-pair`. The password comes from COSIGN_PASSWORD, else a
     /// terminal prompt (asked twice), else one line of stdin.
     GenerateKeyPair(GenerateKeyPair),
+    /// Attach a signed in-toto attestation (DSSE) to each image, as `cosign
+    /// attest`: stored in the image's sha256-<hex>.att tag.
+    Attest(AttestArgs),
+}
+
+/// `oci-sign attest`.
+#[derive(Debug, clap::Args)]
+pub struct AttestArgs {
+    /// The predicate file.
+    #[arg(long, value_name = "FILE")]
+    pub predicate: PathBuf,
+    /// custom, slsaprovenance, slsaprovenance02, slsaprovenance1, spdx,
+    /// spdxjson, cyclonedx, link, vuln, openvex, or a predicate type URI.
+    #[arg(long = "type", value_name = "TYPE", default_value = "custom")]
+    pub predicate_type: String,
+    /// Key, identity, storage, registry and images.
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 /// `oci-sign generate-key-pair`.
@@ -52,8 +142,164 @@ pub fn command() -> clap::Command {
 /// Runs the tool.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::GenerateKeyPair(args) => generate_key_pair(args),
+        Some(Command::GenerateKeyPair(args)) => generate_key_pair(args),
+        Some(Command::Attest(args)) => {
+            let kind = PredicateType::parse(&args.predicate_type).map_err(ocikit_cli::usage)?;
+            let predicate = std::fs::read(&args.predicate)
+                .with_context(|| format!("reading the predicate {}", args.predicate.display()))?;
+            let timestamp =
+                ocikit::cosign::time::rfc3339(ocikit::cosign::time::now_or_source_date_epoch());
+            let what = What::Attest {
+                kind,
+                predicate,
+                timestamp,
+            };
+            sign_images(&args.key, &what)
+        }
+        None => {
+            let annotations = images::annotations(&cli.sign.annotations)?;
+            let what = What::Sign {
+                annotations,
+                recursive: cli.sign.recursive,
+            };
+            sign_images(&cli.sign.key, &what)
+        }
     }
+}
+
+/// What to attach to each image.
+enum What {
+    Sign {
+        annotations: std::collections::BTreeMap<String, String>,
+        recursive: bool,
+    },
+    Attest {
+        kind: PredicateType,
+        predicate: Vec<u8>,
+        timestamp: String,
+    },
+}
+
+fn sign_images(args: &KeyArgs, what: &What) -> Result<ExitCode> {
+    let path = args
+        .key
+        .as_ref()
+        .ok_or_else(|| ocikit_cli::usage(anyhow!("--key is required")))?;
+    let stdin_used = args.images.iter().any(|i| i == "-");
+    let password = password::read(false, !stdin_used)?;
+    let key = ocikit::cosign::keys::load_private_key(path, &password)
+        .context("loading the signing key")?;
+    let client = images::client(&args.registry, &args.auth)?;
+    let storage = match args.registry_referrers_mode {
+        ReferrersMode::Legacy => Storage::LegacyTag,
+        ReferrersMode::Oci11 => Storage::Referrers,
+    };
+    let work = images::expand(&args.images);
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut worst = 0u8;
+    runtime.block_on(async {
+        let mut results = futures_util::stream::iter(work)
+            .map(|work| {
+                let (client, key) = (&client, &key);
+                async move {
+                    let work = work?;
+                    let line = sign_one(client, key, args, what, storage, &work).await;
+                    line.with_context(|| work.reference.to_string())
+                }
+            })
+            .buffered(8);
+        let mut stdout = std::io::stdout().lock();
+        while let Some(result) = results.next().await {
+            let outcome = result.and_then(|line| Ok(line.write_to(&mut stdout)?));
+            if let Err(error) = outcome {
+                worst = worst.max(ocikit_cli::report("oci-sign", &error));
+            }
+        }
+    });
+    Ok(ExitCode::from(worst))
+}
+
+async fn sign_one(
+    client: &ocikit::registry::Client,
+    key: &PrivateKey,
+    args: &KeyArgs,
+    what: &What,
+    storage: Storage,
+    work: &images::Work,
+) -> Result<ocikit::pipe::ImageLine> {
+    let opened = places::open(&work.reference, client).map_err(images::fail)?;
+    let manifest = store::resolve(&opened.place, &opened.reference)
+        .await
+        .map_err(images::fail)?;
+    let identity = args
+        .sign_container_identity
+        .clone()
+        .or(opened.identity)
+        .ok_or_else(|| {
+            ocikit_cli::usage(anyhow!(
+                "an oci: layout has no repository name to sign as; pass \
+                 --sign-container-identity REPO (the repository it will be pushed to)"
+            ))
+        })?;
+    let mut subjects = vec![manifest.descriptor()];
+    let mut signed = Vec::new();
+    match what {
+        What::Sign {
+            annotations,
+            recursive,
+        } => {
+            if *recursive {
+                subjects.extend(store::children(&manifest)?);
+            }
+            for subject in &subjects {
+                let s = store::sign(&opened.place, subject, key, &identity, annotations, storage)
+                    .await
+                    .map_err(images::fail)?;
+                signed.push(s);
+            }
+        }
+        What::Attest {
+            kind,
+            predicate,
+            timestamp,
+        } => {
+            let statement =
+                Statement::new(kind, predicate, &identity, &manifest.digest, timestamp)?;
+            let s = store::attest(&opened.place, &subjects[0], key, &statement, storage)
+                .await
+                .map_err(images::fail)?;
+            signed.push(s);
+        }
+    }
+    let mut line = images::output_line(work, &manifest);
+    let field = match what {
+        What::Sign { .. } => "signatures",
+        What::Attest { .. } => "attestations",
+    };
+    let entries: Vec<serde_json::Value> = signed
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "digest": s.digest,
+                "layer": s.layer,
+                "manifest": s.manifest,
+                "added": s.added,
+            })
+        })
+        .collect();
+    line.extra.insert(field.to_owned(), entries.into());
+    if !args.output.quiet {
+        for s in &signed {
+            eprintln!(
+                "oci-sign: {} {} {} ({})",
+                work.reference,
+                if s.added { "signed" } else { "already signed" },
+                s.digest,
+                identity
+            );
+        }
+    }
+    Ok(line)
 }
 
 fn generate_key_pair(args: GenerateKeyPair) -> Result<ExitCode> {

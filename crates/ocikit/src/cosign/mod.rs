@@ -17,6 +17,7 @@ pub mod attestation;
 pub mod gojson;
 pub mod keys;
 pub mod payload;
+pub mod places;
 pub mod registry_store;
 pub mod signature;
 pub mod store;
