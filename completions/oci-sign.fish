@@ -24,8 +24,8 @@ function __fish_oci_sign_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c oci-sign -n "__fish_oci_sign_needs_command" -s a -l annotations -d 'Annotations to sign along (the payload\'s `optional`), repeatable' -r
-complete -c oci-sign -n "__fish_oci_sign_needs_command" -l key -d 'The private key (cosign.key); its password comes from COSIGN_PASSWORD, else a terminal prompt, else stdin (when no image comes from stdin)' -r -F
+complete -c oci-sign -n "__fish_oci_sign_needs_command" -s a -l annotations -d 'Annotations KEY=VALUE, repeatable: signed into the payload\'s `optional` by oci-sign, required of the signature by oci-verify' -r
+complete -c oci-sign -n "__fish_oci_sign_needs_command" -l key -d 'The key file: cosign.key (private, to sign; password from COSIGN_PASSWORD, else a terminal prompt, else stdin) or cosign.pub (public, to verify)' -r -F
 complete -c oci-sign -n "__fish_oci_sign_needs_command" -l sign-container-identity -d 'The repository name to sign as (docker-reference), e.g. the registry repository an oci: layout will be pushed to' -r
 complete -c oci-sign -n "__fish_oci_sign_needs_command" -l registry-referrers-mode -d 'Where to store: cosign\'s legacy .sig/.att tag, or OCI 1.1 referrers' -r -f -a "legacy\t'cosign\'s `sha256-<hex>.sig` tag, which every verifier reads'
 oci-1-1\t'An OCI 1.1 referrer manifest (artifactType, subject)'"
@@ -46,8 +46,8 @@ complete -c oci-sign -n "__fish_oci_sign_using_subcommand generate-key-pair" -l 
 complete -c oci-sign -n "__fish_oci_sign_using_subcommand generate-key-pair" -s q -l quiet -d 'Print nothing on stderr but errors (no progress, no logs)'
 complete -c oci-sign -n "__fish_oci_sign_using_subcommand generate-key-pair" -s h -l help -d 'Print help'
 complete -c oci-sign -n "__fish_oci_sign_using_subcommand attest" -l predicate -d 'The predicate file' -r -F
-complete -c oci-sign -n "__fish_oci_sign_using_subcommand attest" -l type -d 'custom, slsaprovenance, slsaprovenance02, slsaprovenance1, spdx, spdxjson, cyclonedx, link, vuln, openvex, or a predicate type URI' -r
-complete -c oci-sign -n "__fish_oci_sign_using_subcommand attest" -l key -d 'The private key (cosign.key); its password comes from COSIGN_PASSWORD, else a terminal prompt, else stdin (when no image comes from stdin)' -r -F
+complete -c oci-sign -n "__fish_oci_sign_using_subcommand attest" -l type -d 'The predicate type: custom, slsaprovenance, slsaprovenance02, slsaprovenance1, spdx, spdxjson, cyclonedx, link, vuln, openvex, or a URI' -r
+complete -c oci-sign -n "__fish_oci_sign_using_subcommand attest" -l key -d 'The key file: cosign.key (private, to sign; password from COSIGN_PASSWORD, else a terminal prompt, else stdin) or cosign.pub (public, to verify)' -r -F
 complete -c oci-sign -n "__fish_oci_sign_using_subcommand attest" -l sign-container-identity -d 'The repository name to sign as (docker-reference), e.g. the registry repository an oci: layout will be pushed to' -r
 complete -c oci-sign -n "__fish_oci_sign_using_subcommand attest" -l registry-referrers-mode -d 'Where to store: cosign\'s legacy .sig/.att tag, or OCI 1.1 referrers' -r -f -a "legacy\t'cosign\'s `sha256-<hex>.sig` tag, which every verifier reads'
 oci-1-1\t'An OCI 1.1 referrer manifest (artifactType, subject)'"

@@ -24,9 +24,9 @@ function __fish_oci_verify_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c oci-verify -n "__fish_oci_verify_needs_command" -l key -d 'The public key (cosign.pub)' -r -F
+complete -c oci-verify -n "__fish_oci_verify_needs_command" -l key -d 'The key file: cosign.key (private, to sign; password from COSIGN_PASSWORD, else a terminal prompt, else stdin) or cosign.pub (public, to verify)' -r -F
 complete -c oci-verify -n "__fish_oci_verify_needs_command" -l policy -d 'A ClusterImagePolicy file (several YAML documents allowed): every policy matching the image must pass' -r -F
-complete -c oci-verify -n "__fish_oci_verify_needs_command" -s a -l annotations -d 'Annotations the signature must carry, repeatable' -r
+complete -c oci-verify -n "__fish_oci_verify_needs_command" -s a -l annotations -d 'Annotations KEY=VALUE, repeatable: signed into the payload\'s `optional` by oci-sign, required of the signature by oci-verify' -r
 complete -c oci-verify -n "__fish_oci_verify_needs_command" -l check-identity -d 'Require the signed docker-reference to be REPO (by default, as cosign, a signature copied to a mirror with its image still verifies)' -r
 complete -c oci-verify -n "__fish_oci_verify_needs_command" -l creds -d 'Credentials for the registry, as USERNAME[:PASSWORD]' -r
 complete -c oci-verify -n "__fish_oci_verify_needs_command" -l tls-verify -d 'Require HTTPS with a verified certificate (default: true, except for loopback registries, which are treated as insecure registries)' -r -f -a "true\t''
@@ -39,8 +39,8 @@ complete -c oci-verify -n "__fish_oci_verify_needs_command" -s h -l help -d 'Pri
 complete -c oci-verify -n "__fish_oci_verify_needs_command" -s V -l version -d 'Print version'
 complete -c oci-verify -n "__fish_oci_verify_needs_command" -a "attestation" -d 'Verify in-toto attestations (`cosign verify-attestation`) and print the verified statements'
 complete -c oci-verify -n "__fish_oci_verify_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c oci-verify -n "__fish_oci_verify_using_subcommand attestation" -l key -d 'The public key (cosign.pub)' -r -F
-complete -c oci-verify -n "__fish_oci_verify_using_subcommand attestation" -l type -d 'Only attestations of this type (custom, slsaprovenance, spdxjson, …, or a URI)' -r
+complete -c oci-verify -n "__fish_oci_verify_using_subcommand attestation" -l key -d 'The key file: cosign.key (private, to sign; password from COSIGN_PASSWORD, else a terminal prompt, else stdin) or cosign.pub (public, to verify)' -r -F
+complete -c oci-verify -n "__fish_oci_verify_using_subcommand attestation" -l type -d 'The predicate type: custom, slsaprovenance, slsaprovenance02, slsaprovenance1, spdx, spdxjson, cyclonedx, link, vuln, openvex, or a URI' -r
 complete -c oci-verify -n "__fish_oci_verify_using_subcommand attestation" -l check-identity -d 'Require the signed docker-reference to be REPO (by default, as cosign, a signature copied to a mirror with its image still verifies)' -r
 complete -c oci-verify -n "__fish_oci_verify_using_subcommand attestation" -l creds -d 'Credentials for the registry, as USERNAME[:PASSWORD]' -r
 complete -c oci-verify -n "__fish_oci_verify_using_subcommand attestation" -l tls-verify -d 'Require HTTPS with a verified certificate (default: true, except for loopback registries, which are treated as insecure registries)' -r -f -a "true\t''

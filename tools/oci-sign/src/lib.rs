@@ -54,8 +54,8 @@ pub enum ReferrersMode {
 /// Flags shared by signing and attesting.
 #[derive(Debug, clap::Args)]
 pub struct KeyArgs {
-    /// The private key (cosign.key); its password comes from COSIGN_PASSWORD,
-    /// else a terminal prompt, else stdin (when no image comes from stdin).
+    /// The key file: cosign.key (private, to sign; password from COSIGN_PASSWORD,
+    /// else a terminal prompt, else stdin) or cosign.pub (public, to verify).
     #[arg(long, value_name = "KEY", required = true)]
     pub key: Option<PathBuf>,
     /// The repository name to sign as (docker-reference), e.g. the registry
@@ -82,7 +82,8 @@ pub struct KeyArgs {
 /// `oci-sign [--key K] IMAGE…`.
 #[derive(Debug, clap::Args)]
 pub struct SignArgs {
-    /// Annotations to sign along (the payload's `optional`), repeatable.
+    /// Annotations KEY=VALUE, repeatable: signed into the payload's `optional`
+    /// by oci-sign, required of the signature by oci-verify.
     #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
     /// For an index, also sign every manifest it lists.
@@ -111,8 +112,8 @@ pub struct AttestArgs {
     /// The predicate file.
     #[arg(long, value_name = "FILE")]
     pub predicate: PathBuf,
-    /// custom, slsaprovenance, slsaprovenance02, slsaprovenance1, spdx,
-    /// spdxjson, cyclonedx, link, vuln, openvex, or a predicate type URI.
+    /// The predicate type: custom, slsaprovenance, slsaprovenance02,
+    /// slsaprovenance1, spdx, spdxjson, cyclonedx, link, vuln, openvex, or a URI.
     #[arg(long = "type", value_name = "TYPE", default_value = "custom")]
     pub predicate_type: String,
     /// Key, identity, storage, registry and images.

@@ -76,7 +76,8 @@ pub struct Common {
 /// `oci-verify --key K | --policy FILE IMAGE…`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// The public key (cosign.pub).
+    /// The key file: cosign.key (private, to sign; password from COSIGN_PASSWORD,
+    /// else a terminal prompt, else stdin) or cosign.pub (public, to verify).
     #[arg(
         long,
         value_name = "KEY",
@@ -91,7 +92,8 @@ pub struct VerifyArgs {
     /// With --policy, admit images that no policy matches (default: deny).
     #[arg(long, requires = "policy")]
     pub allow_unmatched: bool,
-    /// Annotations the signature must carry, repeatable.
+    /// Annotations KEY=VALUE, repeatable: signed into the payload's `optional`
+    /// by oci-sign, required of the signature by oci-verify.
     #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
     /// Identity, registry, output and images.
@@ -102,10 +104,12 @@ pub struct VerifyArgs {
 /// `oci-verify attestation`.
 #[derive(Debug, clap::Args)]
 pub struct AttestationArgs {
-    /// The public key (cosign.pub).
+    /// The key file: cosign.key (private, to sign; password from COSIGN_PASSWORD,
+    /// else a terminal prompt, else stdin) or cosign.pub (public, to verify).
     #[arg(long, value_name = "KEY")]
     pub key: PathBuf,
-    /// Only attestations of this type (custom, slsaprovenance, spdxjson, …, or a URI).
+    /// The predicate type: custom, slsaprovenance, slsaprovenance02,
+    /// slsaprovenance1, spdx, spdxjson, cyclonedx, link, vuln, openvex, or a URI.
     #[arg(long = "type", value_name = "TYPE")]
     pub predicate_type: Option<String>,
     /// Identity, registry, output and images.
