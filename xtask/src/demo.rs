@@ -1,7 +1,9 @@
 //! `cargo xtask demo`: the main job on what exists, with no config and no
-//! server: build the tools, make a small image layout, copy it layout →
-//! oci-archive → layout, inspect it, and show that every digest was kept.
-//! Everything lands in `target/demo/` so it can be looked at afterwards.
+//! external server: build the tools, make a small image layout, copy it
+//! layout → oci-archive → layout, inspect it, start an embedded oci-serve on a
+//! free loopback port, push the image there, sign it with a fresh cosign key
+//! pair, verify the signature, pull it back with its signature, and show that
+//! every digest was kept. Everything lands in `target/demo/`.
 
 use std::io::Write;
 use std::path::Path;
@@ -17,7 +19,17 @@ pub fn run() -> Result<()> {
     let root = crate::project_root();
     step("building the tools");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--quiet", "-p", "oci-copy", "-p", "oci-inspect"])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "oci-copy",
+            "-p",
+            "oci-inspect",
+            "-p",
+            "oci-serve",
+        ])
+        .args(["-p", "oci-sign", "-p", "oci-verify"])
         .current_dir(&root)
         .status()
         .context("starting cargo")?;
@@ -51,6 +63,39 @@ pub fn run() -> Result<()> {
     let prefix = format!("oci:{}/", dir.join("by-name").display());
     let third = tool_with_stdin(&bin, "oci-copy", &["-", &prefix], &line)?;
 
+    step("oci-serve: a registry with no config, on a free loopback port");
+    let server = Server::start(&bin, &dir.join("registry"))?;
+    let pushed_ref = format!("docker://{}/demo/app:1.0", server.addr);
+    step("oci-copy layout → registry");
+    let pushed = tool(&bin, "oci-copy", &[&copied, &pushed_ref])?;
+    step("oci-sign: a cosign key pair, then a signature in the registry");
+    // The demo's key is throwaway; a real one takes its password from a prompt.
+    std::env::set_var("COSIGN_PASSWORD", "ocikit-demo");
+    let key_prefix = dir.join("cosign").display().to_string();
+    tool(
+        &bin,
+        "oci-sign",
+        &["generate-key-pair", "--output-key-prefix", &key_prefix],
+    )?;
+    let key = format!("{key_prefix}.key");
+    let public = format!("{key_prefix}.pub");
+    tool(
+        &bin,
+        "oci-sign",
+        &["--key", &key, "-a", "demo=true", &pushed_ref],
+    )?;
+    step("oci-verify with the public key and the annotation");
+    let verified = tool(
+        &bin,
+        "oci-verify",
+        &["--key", &public, "-a", "demo=true", &pushed_ref],
+    )?;
+    step("oci-copy registry → layout (the signature travels along)");
+    let pulled_ref = format!("oci:{}:demo", dir.join("pulled").display());
+    let pulled = tool(&bin, "oci-copy", &[&pushed_ref, &pulled_ref])?;
+    tool(&bin, "oci-verify", &["--key", &public, &pulled_ref])?;
+    drop(server);
+
     step("digests");
     let digest_of = |json: &str| -> Result<String> {
         let value: serde_json::Value = serde_json::from_str(json.lines().last().unwrap_or(""))
@@ -62,6 +107,9 @@ pub fn run() -> Result<()> {
         ("layout → archive", digest_of(&first)?),
         ("archive → layout", digest_of(&second)?),
         ("stdin → prefix", digest_of(&third)?),
+        ("pushed", digest_of(&pushed)?),
+        ("signed, verified", digest_of(&verified)?),
+        ("pulled back", digest_of(&pulled)?),
     ];
     for (what, digest) in &digests {
         println!("  {what:<18} {digest}");
@@ -75,6 +123,52 @@ pub fn run() -> Result<()> {
         dir.display()
     );
     Ok(())
+}
+
+/// An oci-serve child on a free port, stopped when dropped.
+struct Server {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Server {
+    /// Starts oci-serve on 127.0.0.1:0 and reads the bound address from the
+    /// line it logs on stderr.
+    fn start(bin: &Path, root: &Path) -> Result<Server> {
+        let root = root.display().to_string();
+        println!("$ oci-serve --root {root} --addr 127.0.0.1:0");
+        let mut child = Command::new(bin.join("oci-serve"))
+            .args(["--root", &root, "--addr", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting oci-serve")?;
+        let stderr = child.stderr.take().context("oci-serve stderr")?;
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+        let addr = loop {
+            let Some(line) = lines.next().transpose()? else {
+                let _ = child.kill();
+                bail!("oci-serve exited before it listened");
+            };
+            println!("{line}");
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+        };
+        // Keep draining its stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Server { child, addr })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn step(what: &str) {
