@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+pub mod images;
 pub mod progress;
 
 /// `--quiet`: every tool has it, with this meaning.

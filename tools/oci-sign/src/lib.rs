@@ -3,7 +3,6 @@
 //! This crate is the command line only: arguments become calls into
 //! `ocikit::cosign`, where the formats live and are tested.
 
-mod images;
 mod password;
 
 use std::io::Write as _;
@@ -17,6 +16,7 @@ use ocikit::cosign::attestation::{PredicateType, Statement};
 use ocikit::cosign::places;
 use ocikit::cosign::store::{self, Storage};
 use ocikit::cosign::PrivateKey;
+use ocikit_cli::images;
 
 /// Sign container images the way cosign does, with cosign's key files:
 /// `oci-sign --key cosign.key IMAGE…` appends a signature to each image's

@@ -6,8 +6,6 @@
 //! The command line only: the checks live in `ocikit::cosign` and
 //! `ocikit::policy`.
 
-mod images;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -21,6 +19,7 @@ use ocikit::cosign::store;
 use ocikit::cosign::PublicKey;
 use ocikit::policy::{self, Evidence, PolicySet};
 use ocikit::reference::ImageReference;
+use ocikit_cli::images;
 
 /// Verify cosign signatures on images: every signature on the image's digest
 /// is checked against the key (or the policies), and one JSON line per

@@ -1,5 +1,7 @@
-//! The image arguments of oci-sign (shared shape with oci-verify): each
-//! argument, or each JSON line of stdin for `-`, pinned to its digest.
+//! The image arguments of the tools that act on images one by one (oci-sign,
+//! oci-verify): each argument, or each JSON line of stdin for `-`, pinned to
+//! its digest, plus the helpers those tools share (`-a` pairs, the registry
+//! client, cosign's exit codes, the output line).
 
 use std::collections::BTreeMap;
 
@@ -25,7 +27,7 @@ pub fn expand(args: &[String]) -> Vec<Result<Work>> {
             for line in ocikit::pipe::read_lines(std::io::stdin().lock()) {
                 out.push(line.map_err(anyhow::Error::new).and_then(|line| {
                     let reference = ImageReference::parse(&line.image)
-                        .map_err(|e| ocikit_cli::usage(anyhow!(e)))?
+                        .map_err(|e| crate::usage(anyhow!(e)))?
                         .pinned(line.digest.clone());
                     Ok(Work {
                         reference,
@@ -40,7 +42,7 @@ pub fn expand(args: &[String]) -> Vec<Result<Work>> {
                         reference,
                         line: None,
                     })
-                    .map_err(|e| ocikit_cli::usage(anyhow!(e))),
+                    .map_err(|e| crate::usage(anyhow!(e))),
             );
         }
     }
@@ -54,29 +56,21 @@ pub fn annotations(pairs: &[String]) -> Result<BTreeMap<String, String>> {
         .map(|pair| {
             pair.split_once('=')
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .ok_or_else(|| ocikit_cli::usage(anyhow!("-a {pair:?}: expected KEY=VALUE")))
+                .ok_or_else(|| crate::usage(anyhow!("-a {pair:?}: expected KEY=VALUE")))
         })
         .collect()
 }
 
-/// The registry client the flags describe.
+/// The registry client the flags describe (`--creds`, `--tls-verify`,
+/// `--cert-dir`, `--authfile`), with the client's default retries.
 pub fn client(
-    registry: &ocikit_cli::RegistryArgs,
-    auth: &ocikit_cli::AuthArgs,
+    registry: &crate::RegistryArgs,
+    auth: &crate::AuthArgs,
 ) -> Result<ocikit::registry::Client> {
-    let creds = registry
-        .creds
-        .as_deref()
-        .map(ocikit::registry::Credentials::parse)
-        .transpose()
-        .map_err(ocikit_cli::usage)?;
-    let options = ocikit::registry::ClientOptions {
-        tls_verify: registry.tls_verify,
-        cert_dir: registry.cert_dir.clone(),
-        creds,
-        authfile: auth.authfile.clone(),
-        ..Default::default()
+    let retry = crate::RetryArgs {
+        retry_times: ocikit::registry::ClientOptions::default().retry_times,
     };
+    let options = registry.client_options(auth, &retry, "--creds")?;
     Ok(ocikit::registry::Client::new(options)?)
 }
 
@@ -84,7 +78,7 @@ pub fn client(
 pub fn fail(error: ocikit::cosign::store::StoreError) -> anyhow::Error {
     match error.exit_code() {
         1 => anyhow::Error::new(error),
-        code => anyhow::Error::new(ocikit_cli::Failure {
+        code => anyhow::Error::new(crate::Failure {
             code,
             error: error.into(),
         }),
