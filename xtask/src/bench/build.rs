@@ -18,7 +18,6 @@ use ocikit::layer::{tree, Compression, LayerWriter};
 use super::{measure, median_of, mib, secs, Measurement, Table};
 
 const FILES: usize = 1024;
-const FILE_SIZE: usize = 256 << 10;
 const RUNS: usize = 3;
 
 /// Generates the tree once, then times each side [`RUNS`] times.
@@ -82,36 +81,15 @@ fn bench(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The tree: 32 directories of 32 files; file `i` is random when `i % 3 == 0`,
-/// text otherwise, all from one xorshift seed.
+/// The tree: 32 directories of 32 files, one piece of the shared bench
+/// corpus each (so every third file is random, the others text).
 fn generate_tree(root: &Path) -> Result<()> {
-    const WORDS: &[&str] = &[
-        "layer", "image", "oci", "digest", "manifest", "blob", "tar", "gzip", "registry", "the",
-        "of", "and",
-    ];
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut corpus = super::Corpus::new();
     for i in 0..FILES {
-        let mut data = Vec::with_capacity(FILE_SIZE + 16);
-        if i % 3 == 0 {
-            while data.len() < FILE_SIZE {
-                data.extend_from_slice(&next().to_le_bytes());
-            }
-        } else {
-            while data.len() < FILE_SIZE {
-                data.extend_from_slice(WORDS[(next() % WORDS.len() as u64) as usize].as_bytes());
-                data.push(if next() % 12 == 0 { b'\n' } else { b' ' });
-            }
-        }
-        data.truncate(FILE_SIZE);
         let path = root.join(format!("d{:02}/f{:04}", i / 32, i));
         std::fs::create_dir_all(path.parent().context("parent")?)?;
-        std::fs::write(&path, &data).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, corpus.piece())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

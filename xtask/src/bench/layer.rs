@@ -86,38 +86,14 @@ fn ours(data: &[u8], compression: Compression) -> Result<(Measurement, u64)> {
     Ok((m, size))
 }
 
-/// A third xorshift bytes, two thirds words, in 256 KiB stretches: the mix
-/// issue 6 fixes for layer benchmarks.
+/// `size` bytes of the shared bench corpus.
 fn generate(size: usize) -> Vec<u8> {
-    const WORDS: &[&str] = &[
-        "layer", "image", "oci", "digest", "manifest", "blob", "tar", "gzip", "registry", "the",
-        "of", "and",
-    ];
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut corpus = super::Corpus::new();
     let mut out = Vec::with_capacity(size);
-    let mut stretch = 0;
     while out.len() < size {
-        let end = (out.len() + (256 << 10)).min(size);
-        if stretch % 3 == 0 {
-            while out.len() < end {
-                out.push(next() as u8);
-            }
-        } else {
-            while out.len() < end {
-                let word = WORDS[(next() % WORDS.len() as u64) as usize];
-                out.extend_from_slice(word.as_bytes());
-                out.push(if next() % 12 == 0 { b'\n' } else { b' ' });
-            }
-            out.truncate(end);
-        }
-        stretch += 1;
+        out.extend_from_slice(&corpus.piece());
     }
+    out.truncate(size);
     out
 }
 
