@@ -1,6 +1,46 @@
-complete -c oci-serve -l root -d 'Storage root: every repository becomes an OCI image layout under it, with one shared, deduplicated blob store (`ROOT/_ocikit`)' -r -F
-complete -c oci-serve -l addr -d 'Address to listen on; port 0 picks a free port (the bound address is logged to stderr either way)' -r
-complete -c oci-serve -l idle-timeout -d 'Close connections that make no progress for this many seconds' -r
-complete -c oci-serve -s q -l quiet -d 'Print nothing on stderr but errors (no progress, no logs)'
-complete -c oci-serve -s h -l help -d 'Print help'
-complete -c oci-serve -s V -l version -d 'Print version'
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_oci_serve_global_optspecs
+    string join \n c/config= root= addr= idle-timeout= log-format= q/quiet h/help V/version
+end
+
+function __fish_oci_serve_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_oci_serve_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_oci_serve_using_subcommand
+    set -l cmd (__fish_oci_serve_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c oci-serve -n "__fish_oci_serve_needs_command" -s c -l config -d 'A zot configuration file (JSON, or YAML for .yaml/.yml); flags override it' -r -F
+complete -c oci-serve -n "__fish_oci_serve_needs_command" -l root -d 'Storage root: every repository becomes an OCI image layout under it, with one shared, deduplicated blob store (`ROOT/_ocikit`) [default: storage.rootDirectory, else ./oci-data]' -r -F
+complete -c oci-serve -n "__fish_oci_serve_needs_command" -l addr -d 'Address to listen on; port 0 picks a free port (the bound address is logged to stderr either way) [default: http.address and http.port, else 127.0.0.1:5000]' -r
+complete -c oci-serve -n "__fish_oci_serve_needs_command" -l idle-timeout -d 'Close connections that make no progress for this many seconds' -r
+complete -c oci-serve -n "__fish_oci_serve_needs_command" -l log-format -d 'How log lines are written: text for people, json for log collectors (one JSON object per line)' -r -f -a "text\t'`LEVEL message key=value`, for people'
+json\t'One JSON object per line (timestamp, level, fields), for collectors'"
+complete -c oci-serve -n "__fish_oci_serve_needs_command" -s q -l quiet -d 'Print nothing on stderr but errors (no progress, no logs)'
+complete -c oci-serve -n "__fish_oci_serve_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c oci-serve -n "__fish_oci_serve_needs_command" -s V -l version -d 'Print version'
+complete -c oci-serve -n "__fish_oci_serve_needs_command" -f -a "serve" -d 'Serve with a zot configuration file (zot\'s spelling of --config)'
+complete -c oci-serve -n "__fish_oci_serve_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c oci-serve -n "__fish_oci_serve_using_subcommand serve" -l root -d 'Storage root: every repository becomes an OCI image layout under it, with one shared, deduplicated blob store (`ROOT/_ocikit`) [default: storage.rootDirectory, else ./oci-data]' -r -F
+complete -c oci-serve -n "__fish_oci_serve_using_subcommand serve" -l addr -d 'Address to listen on; port 0 picks a free port (the bound address is logged to stderr either way) [default: http.address and http.port, else 127.0.0.1:5000]' -r
+complete -c oci-serve -n "__fish_oci_serve_using_subcommand serve" -l idle-timeout -d 'Close connections that make no progress for this many seconds' -r
+complete -c oci-serve -n "__fish_oci_serve_using_subcommand serve" -l log-format -d 'How log lines are written: text for people, json for log collectors (one JSON object per line)' -r -f -a "text\t'`LEVEL message key=value`, for people'
+json\t'One JSON object per line (timestamp, level, fields), for collectors'"
+complete -c oci-serve -n "__fish_oci_serve_using_subcommand serve" -s q -l quiet -d 'Print nothing on stderr but errors (no progress, no logs)'
+complete -c oci-serve -n "__fish_oci_serve_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c oci-serve -n "__fish_oci_serve_using_subcommand help; and not __fish_seen_subcommand_from serve help" -f -a "serve" -d 'Serve with a zot configuration file (zot\'s spelling of --config)'
+complete -c oci-serve -n "__fish_oci_serve_using_subcommand help; and not __fish_seen_subcommand_from serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

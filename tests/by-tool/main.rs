@@ -6,5 +6,6 @@ mod oci_copy;
 mod oci_copy_registry;
 mod oci_inspect;
 mod oci_serve;
+mod oci_serve_prod;
 mod oci_sign;
 mod oci_verify;

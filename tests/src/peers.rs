@@ -124,6 +124,20 @@ impl OciServe {
     /// Starts oci-serve over `root` with extra arguments, on port 0; reads
     /// the bound address from its stderr.
     pub fn start_at(root: &Path, extra: &[&str]) -> OciServe {
+        let mut args: Vec<String> = vec![
+            "--root".into(),
+            root.display().to_string(),
+            "--addr".into(),
+            "127.0.0.1:0".into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        OciServe::spawn(root, &args)
+    }
+
+    /// Starts oci-serve with exactly `args` (e.g. `serve CONFIG`, whose
+    /// config must listen on port 0), over `root`; reads the bound address
+    /// (`http://` or `https://`) from its stderr.
+    pub fn spawn(root: &Path, args: &[String]) -> OciServe {
         use std::io::BufRead;
         let program = crate::bin_dir().join("oci-serve");
         assert!(
@@ -131,10 +145,7 @@ impl OciServe {
             "oci-serve is not built; run the tests with `cargo xtask test`"
         );
         let mut child = Command::new(program)
-            .arg("--root")
-            .arg(root)
-            .args(["--addr", "127.0.0.1:0"])
-            .args(extra)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -149,9 +160,13 @@ impl OciServe {
             };
             seen.push_str(&line);
             seen.push('\n');
-            if let Some(rest) = line.split("listening on http://").nth(1) {
+            if let Some(rest) = line
+                .split("listening on http://")
+                .nth(1)
+                .or_else(|| line.split("listening on https://").nth(1))
+            {
                 break rest
-                    .split_whitespace()
+                    .split(|c: char| c.is_whitespace() || c == '"')
                     .next()
                     .unwrap_or_default()
                     .to_owned();

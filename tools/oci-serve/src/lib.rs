@@ -1,37 +1,94 @@
 //! `oci-serve`: an OCI Distribution Spec v1.1 registry that needs no config
-//! file. Every repository is stored as an OCI image layout under `--root`
-//! (see `ocikit::storage::fs` for the mapping), so `oci:ROOT/<name>:<tag>` is
-//! readable by skopeo, umoci and oci-copy directly.
+//! file, and reads zot's when it is given one (`--config FILE`, or zot's own
+//! spelling `oci-serve serve FILE`). Every repository is stored as an OCI
+//! image layout under the root (see `ocikit::storage::fs` for the mapping),
+//! so `oci:ROOT/<name>:<tag>` is readable by skopeo, umoci and oci-copy
+//! directly.
+
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{CommandFactory, Parser};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use ocikit::server::{self, ServerConfig};
-use ocikit::storage::fs::FsStorage;
+use ocikit::storage::fs::{FsOptions, FsStorage};
+
+pub use settings::Settings;
 
 /// Serve OCI images over the distribution API from a directory of OCI layouts.
 #[derive(Debug, Parser)]
-#[command(name = "oci-serve", version, about, long_about = None)]
+#[command(
+    name = "oci-serve",
+    version,
+    about,
+    long_about = None,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
+    /// A zot configuration file (JSON, or YAML for .yaml/.yml); flags override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    #[command(flatten)]
+    pub output: ocikit_cli::OutputArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What `oci-serve` does besides serving with flags only.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve with a zot configuration file (zot's spelling of --config).
+    Serve {
+        /// A zot configuration file (JSON, or YAML for .yaml/.yml).
+        #[arg(value_name = "FILE")]
+        config: PathBuf,
+        #[command(flatten)]
+        serve: ServeArgs,
+        #[command(flatten)]
+        output: ocikit_cli::OutputArgs,
+    },
+}
+
+/// The flags of a serving run; each overrides the config file's setting.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
     /// Storage root: every repository becomes an OCI image layout under it,
-    /// with one shared, deduplicated blob store (`ROOT/_ocikit`).
-    #[arg(long, value_name = "DIR", default_value = "./oci-data")]
-    pub root: PathBuf,
+    /// with one shared, deduplicated blob store (`ROOT/_ocikit`)
+    /// [default: storage.rootDirectory, else ./oci-data].
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
 
     /// Address to listen on; port 0 picks a free port (the bound address is
-    /// logged to stderr either way).
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5000")]
-    pub addr: SocketAddr,
+    /// logged to stderr either way) [default: http.address and http.port,
+    /// else 127.0.0.1:5000].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: Option<SocketAddr>,
 
     /// Close connections that make no progress for this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub idle_timeout: u64,
 
-    #[command(flatten)]
-    pub output: ocikit_cli::OutputArgs,
+    /// How log lines are written: text for people, json for log collectors
+    /// (one JSON object per line).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `LEVEL message key=value`, for people.
+    Text,
+    /// One JSON object per line (timestamp, level, fields), for collectors.
+    Json,
 }
 
 /// The clap command, for man pages and completions.
@@ -39,32 +96,87 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
-/// Runs the registry until SIGINT or SIGTERM.
+/// Runs what the command line asks for; serving runs until SIGINT or SIGTERM.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    ocikit_cli::init_logging(cli.output.quiet);
-    let storage = FsStorage::open(&cli.root)
-        .with_context(|| format!("opening storage root {}", cli.root.display()))?;
+    match cli.command {
+        None => {
+            let settings = Settings::resolve(cli.config.as_deref(), &cli.serve, cli.output.quiet)?;
+            serve(settings)
+        }
+        Some(Command::Serve {
+            config,
+            serve: args,
+            output,
+        }) => {
+            let settings = Settings::resolve(Some(&config), &args, output.quiet)?;
+            serve(settings)
+        }
+    }
+}
+
+/// Sets up logging: `RUST_LOG` wins, then the settings' level; text or JSON;
+/// stderr or the configured file.
+fn init_logging(settings: &Settings) -> anyhow::Result<()> {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&settings.log_level))
+        .with_context(|| format!("log level {:?}", settings.log_level))?;
+    let (writer, terminal) = match &settings.log_output {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening log.output {}", path.display()))?;
+            (BoxMakeWriter::new(std::sync::Mutex::new(file)), false)
+        }
+        None => (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        ),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_target(false);
+    let _ = match settings.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder
+            .with_ansi(terminal && std::env::var_os("NO_COLOR").is_none())
+            .without_time()
+            .try_init(),
+    };
+    Ok(())
+}
+
+fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
+    init_logging(&settings)?;
+    let storage = FsStorage::open_with(
+        &settings.root,
+        FsOptions {
+            dedupe: settings.dedupe,
+        },
+    )
+    .with_context(|| format!("opening storage root {}", settings.root.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(cli.addr)
+        let listener = tokio::net::TcpListener::bind(&settings.addr)
             .await
             .with_context(|| {
                 format!(
                     "listening on {} (is another registry running there? try --addr 127.0.0.1:0)",
-                    cli.addr
+                    settings.addr
                 )
             })?;
         let bound = listener.local_addr().context("reading the bound address")?;
-        if !cli.output.quiet {
-            eprintln!(
-                "oci-serve: listening on http://{bound} (storage {})",
-                cli.root.display()
-            );
-        }
-        let idle = std::time::Duration::from_secs(cli.idle_timeout.max(1));
+        tracing::info!(
+            "listening on http://{bound} (storage {})",
+            settings.root.display()
+        );
+        let idle = settings.idle_timeout;
         let config = ServerConfig {
             idle_timeout: idle,
             header_timeout: idle.min(std::time::Duration::from_secs(30)),
@@ -73,9 +185,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         server::serve(listener, storage, config, shutdown_signal())
             .await
             .context("serving")?;
-        if !cli.output.quiet {
-            eprintln!("oci-serve: stopped");
-        }
+        tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -104,11 +214,52 @@ mod tests {
     }
 
     #[test]
-    fn defaults() {
+    fn command_lines() {
         let cli = Cli::try_parse_from(["oci-serve"]).expect("parse");
-        assert_eq!(cli.root, PathBuf::from("./oci-data"));
-        assert_eq!(cli.addr.to_string(), "127.0.0.1:5000");
+        assert!(cli.command.is_none() && cli.config.is_none());
+        assert_eq!(cli.serve.root, None);
         let err = Cli::try_parse_from(["oci-serve", "--addr", "nowhere"]).expect_err("bad addr");
         assert!(err.to_string().contains("invalid value 'nowhere'"), "{err}");
+        let cli = Cli::try_parse_from(["oci-serve", "--config", "z.json", "--root", "r"])
+            .expect("--config");
+        assert_eq!(cli.config, Some(PathBuf::from("z.json")));
+        let cli = Cli::try_parse_from(["oci-serve", "serve", "z.yaml", "--addr", "127.0.0.1:1"])
+            .expect("serve FILE");
+        match cli.command {
+            Some(Command::Serve { config, serve, .. }) => {
+                assert_eq!(config, PathBuf::from("z.yaml"));
+                assert_eq!(serve.addr.map(|a| a.port()), Some(1));
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = Cli::try_parse_from(["oci-serve", "serve"]).expect_err("no file");
+        assert!(err.to_string().contains("<FILE>"), "{err}");
+        let err = Cli::try_parse_from(["oci-serve", "--log-format", "xml"]).expect_err("format");
+        assert!(
+            err.to_string().contains("possible values: text, json"),
+            "{err}"
+        );
+    }
+
+    /// Every example config in examples/oci-serve parses and resolves, so the
+    /// examples cannot rot.
+    #[test]
+    fn examples_load() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/oci-serve");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("examples/oci-serve") {
+            let path = entry.expect("entry").path();
+            if !matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("json" | "yaml" | "yml")
+            ) {
+                continue;
+            }
+            let args = Cli::try_parse_from(["oci-serve"]).expect("parse").serve;
+            Settings::resolve(Some(&path), &args, false)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            seen += 1;
+        }
+        assert!(seen >= 2, "examples/oci-serve holds {seen} configs");
     }
 }

@@ -129,9 +129,26 @@ pub struct FsStorage {
     inner: Arc<Inner>,
 }
 
+/// Choices an operator makes about a storage root (zot's `storage` keys).
+#[derive(Debug, Clone)]
+pub struct FsOptions {
+    /// Share one copy of identical blobs between repositories through hard
+    /// links (zot's `storage.dedupe`, default true). Without it every
+    /// repository holds its own copy, for filesystems or backups where hard
+    /// links are unwelcome.
+    pub dedupe: bool,
+}
+
+impl Default for FsOptions {
+    fn default() -> Self {
+        FsOptions { dedupe: true }
+    }
+}
+
 struct Inner {
     root: PathBuf,
     private: PathBuf,
+    options: FsOptions,
     repos: RwLock<HashMap<String, Arc<Repo>>>,
     create: Mutex<()>,
     uploads: Mutex<HashMap<String, Arc<Upload>>>,
@@ -200,6 +217,11 @@ impl FsStorage {
     /// Opens (creating if needed) a storage root. Removes what a previous run
     /// left in the temp and upload areas; nothing there was acknowledged.
     pub fn open(root: impl Into<PathBuf>) -> Result<FsStorage> {
+        FsStorage::open_with(root, FsOptions::default())
+    }
+
+    /// Opens a storage root with the given options (see [`FsStorage::open`]).
+    pub fn open_with(root: impl Into<PathBuf>, options: FsOptions) -> Result<FsStorage> {
         let root: PathBuf = root.into();
         let private = root.join(PRIVATE_DIR);
         for dir in ["tmp", "uploads"] {
@@ -218,6 +240,7 @@ impl FsStorage {
             inner: Arc::new(Inner {
                 root,
                 private,
+                options,
                 repos: RwLock::new(HashMap::new()),
                 create: Mutex::new(()),
                 uploads: Mutex::new(HashMap::new()),
@@ -376,10 +399,18 @@ impl Inner {
         }
         let dir = dest.parent().unwrap_or(&repo.dir);
         fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
-        match fs::hard_link(source, &dest) {
+        let linked = if self.options.dedupe {
+            fs::hard_link(source, &dest)
+        } else {
+            Err(io::Error::other(
+                "dedupe is off: every repository keeps its own copy",
+            ))
+        };
+        match linked {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
-            // Filesystems without hard links (or across devices): a full copy.
+            // Filesystems without hard links (or across devices), or dedupe
+            // turned off: a full copy.
             Err(_) => {
                 let tmp = self.tmp_path();
                 let copy = (|| {

@@ -231,3 +231,22 @@ async fn scrub_finds_corruption() {
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert!(report.problems[0].reason.contains("content hashes to"));
 }
+
+#[tokio::test]
+async fn dedupe_shares_one_copy_and_can_be_turned_off() {
+    use std::os::unix::fs::MetadataExt;
+    for dedupe in [true, false] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = FsStorage::open_with(dir.path(), FsOptions { dedupe }).expect("open");
+        let digest = push_blob(&s, "a", b"shared").await;
+        assert!(s.blob_mount("b", "a", &digest).await.expect("mount"));
+        let inode = |repo: &str| {
+            fs::metadata(blob_path(&dir.path().join(repo), &digest))
+                .expect("blob")
+                .ino()
+        };
+        assert_eq!(inode("a") == inode("b"), dedupe, "dedupe={dedupe}");
+        let report = scrub::scrub(dir.path()).expect("scrub");
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+}

@@ -1,0 +1,177 @@
+//! What the server runs with: zot's config file (if any) with the command
+//! line on top. Flags always win over the file; what neither says takes the
+//! documented default (`./oci-data`, `127.0.0.1:5000`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use ocikit::zot_config::ZotConfig;
+
+use crate::{LogFormat, ServeArgs};
+
+/// The storage root when neither `--root` nor `storage.rootDirectory` says.
+pub const DEFAULT_ROOT: &str = "./oci-data";
+/// The listen address when neither `--addr` nor `http.address` says.
+pub const DEFAULT_ADDRESS: &str = "127.0.0.1";
+/// The listen port when neither `--addr` nor `http.port` says.
+pub const DEFAULT_PORT: u16 = 5000;
+/// The realm of `WWW-Authenticate` challenges when `http.realm` does not say.
+pub const DEFAULT_REALM: &str = "oci-serve";
+
+/// Everything a run of the server needs, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Storage root.
+    pub root: PathBuf,
+    /// `HOST:PORT` to listen on (a host name is resolved when binding).
+    pub addr: String,
+    /// Close connections idle this long.
+    pub idle_timeout: Duration,
+    /// Share identical blobs between repositories through hard links.
+    pub dedupe: bool,
+    /// The realm named in authentication challenges.
+    pub realm: String,
+    /// The log filter used when `RUST_LOG` is not set.
+    pub log_level: String,
+    /// Append logs to this file instead of stderr.
+    pub log_output: Option<PathBuf>,
+    /// Text or JSON lines.
+    pub log_format: LogFormat,
+    /// Only errors on stderr.
+    pub quiet: bool,
+}
+
+impl Settings {
+    /// Loads `config` (when given) and lays `args` over it.
+    pub fn resolve(config: Option<&Path>, args: &ServeArgs, quiet: bool) -> anyhow::Result<Self> {
+        let file = match config {
+            Some(path) => ZotConfig::load(path).map_err(ocikit_cli::usage)?,
+            None => ZotConfig::default(),
+        };
+        Settings::merge(&file, args, quiet).with_context(|| match config {
+            Some(path) => format!("config {}", path.display()),
+            None => "command line".to_owned(),
+        })
+    }
+
+    /// Lays `args` over a parsed file.
+    pub fn merge(file: &ZotConfig, args: &ServeArgs, quiet: bool) -> anyhow::Result<Self> {
+        refuse_unserved(file)?;
+        let root = args
+            .root
+            .clone()
+            .or_else(|| file.storage.root_directory.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
+        let addr = match args.addr {
+            Some(addr) => addr.to_string(),
+            None => {
+                let host = file.http.address.as_deref().unwrap_or(DEFAULT_ADDRESS);
+                let port = file.http.port.unwrap_or(DEFAULT_PORT);
+                if host.contains(':') && !host.starts_with('[') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                }
+            }
+        };
+        let log_level = if quiet {
+            "error".to_owned()
+        } else {
+            match file.log.level.as_deref() {
+                // zot's levels above error mean "errors only" to tracing.
+                Some("fatal" | "panic") => "error".to_owned(),
+                Some(level) => level.to_owned(),
+                None => "info".to_owned(),
+            }
+        };
+        Ok(Settings {
+            root,
+            addr,
+            idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+            dedupe: file.storage.dedupe.unwrap_or(true),
+            realm: file
+                .http
+                .realm
+                .clone()
+                .unwrap_or_else(|| DEFAULT_REALM.to_owned()),
+            log_level,
+            log_output: file.log.output.clone(),
+            log_format: args.log_format,
+            quiet,
+        })
+    }
+}
+
+/// Keys of zot's format that this version of oci-serve parses but does not
+/// serve yet: refused by name, because silently ignoring TLS, users or
+/// access rules would open a registry its operator meant to close.
+fn refuse_unserved(file: &ZotConfig) -> anyhow::Result<()> {
+    let unserved = [
+        ("http.tls", file.http.tls.is_some()),
+        ("http.auth", file.http.auth.is_some()),
+        ("http.accessControl", file.http.access_control.is_some()),
+        ("storage.gc", file.storage.gc == Some(true)),
+        ("storage.gcDelay", file.storage.gc_delay.is_some()),
+        ("storage.gcInterval", file.storage.gc_interval.is_some()),
+    ];
+    for (key, present) in unserved {
+        if present {
+            bail!("{key} is not served by this oci-serve version; remove the key (or set storage.gc to false)");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(flags: &[&str]) -> ServeArgs {
+        let mut argv = vec!["oci-serve"];
+        argv.extend_from_slice(flags);
+        crate::Cli::try_parse_from(argv).expect("parse").serve
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let s = Settings::merge(&ZotConfig::default(), &args(&[]), false).expect("settings");
+        assert_eq!(s.root, PathBuf::from("./oci-data"));
+        assert_eq!(s.addr, "127.0.0.1:5000");
+        assert_eq!(s.realm, "oci-serve");
+        assert_eq!(s.log_level, "info");
+        assert!(s.dedupe);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file = ZotConfig::parse(
+            "storage:\n  rootDirectory: /srv/zot\n  dedupe: false\nhttp:\n  address: 0.0.0.0\n  port: \"8080\"\n  realm: corp\nlog:\n  level: debug\n  output: /var/log/oci-serve.log\n",
+            true,
+        )
+        .expect("yaml");
+        let s = Settings::merge(&file, &args(&[]), false).expect("file only");
+        assert_eq!(s.root, PathBuf::from("/srv/zot"));
+        assert_eq!(s.addr, "0.0.0.0:8080");
+        assert_eq!(s.realm, "corp");
+        assert_eq!(s.log_level, "debug");
+        assert_eq!(s.log_output, Some(PathBuf::from("/var/log/oci-serve.log")));
+        assert!(!s.dedupe);
+        let s = Settings::merge(
+            &file,
+            &args(&["--root", "/tmp/r", "--addr", "127.0.0.1:0"]),
+            true,
+        )
+        .expect("flags");
+        assert_eq!(s.root, PathBuf::from("/tmp/r"));
+        assert_eq!(s.addr, "127.0.0.1:0");
+        assert_eq!(s.log_level, "error", "--quiet wins over log.level");
+        let v6 =
+            ZotConfig::parse(r#"{"http": {"address": "::1", "port": 5001}}"#, false).expect("json");
+        assert_eq!(
+            Settings::merge(&v6, &args(&[]), false).expect("v6").addr,
+            "[::1]:5001"
+        );
+    }
+}
