@@ -3,6 +3,7 @@
 
 mod oci_build;
 mod oci_copy;
+mod oci_copy_referrers;
 mod oci_copy_registry;
 mod oci_inspect;
 mod oci_serve;

@@ -323,3 +323,50 @@ pub fn index_of(dir: &Path, tag: &str, images: &[(&Image, &str)]) -> String {
     std::fs::write(&index_path, index.to_string()).expect("index.json");
     digest
 }
+
+/// Adds an OCI 1.1 artifact about `subject` (a manifest of the layout at
+/// `dir`) to that layout, listed untagged in `index.json` as oci-sign and
+/// oras list referrers: an empty config, one `payload` layer, `artifactType`
+/// and one annotation. Returns its digest.
+pub fn referrer_of(dir: &Path, subject: &str, artifact_type: &str, payload: &[u8]) -> String {
+    let subject_size = std::fs::metadata(blob_path(dir, subject))
+        .expect("the subject is in the layout")
+        .len();
+    let empty = put_blob(dir, b"{}");
+    let layer = put_blob(dir, payload);
+    let body = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": artifact_type,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/octet-stream", "digest": layer, "size": payload.len()}],
+        "subject": {"mediaType": media_type_of(dir, subject), "digest": subject, "size": subject_size},
+        "annotations": {"org.example.about": subject},
+    })
+    .to_string();
+    let digest = put_blob(dir, body.as_bytes());
+    let index_path = dir.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).expect("index.json")).expect("json");
+    index["manifests"]
+        .as_array_mut()
+        .expect("manifests")
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest,
+            "size": body.len(),
+        }));
+    std::fs::write(&index_path, index.to_string()).expect("index.json");
+    digest
+}
+
+/// The `mediaType` a manifest blob of the layout at `dir` declares.
+fn media_type_of(dir: &Path, digest: &str) -> String {
+    let body: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob_path(dir, digest)).expect("manifest"))
+            .expect("manifest JSON");
+    body["mediaType"]
+        .as_str()
+        .unwrap_or("application/vnd.oci.image.manifest.v1+json")
+        .to_owned()
+}

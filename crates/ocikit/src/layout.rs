@@ -201,6 +201,57 @@ impl Layout {
             .collect())
     }
 
+    /// Every OCI 1.1 referrer `index.json` lists (signatures, SBOMs and
+    /// attestations are listed untagged, as oci-sign, oci-copy and oras
+    /// write them), keyed by the digest of its `subject`, each as the
+    /// referrers API would describe it (`artifactType`, annotations). Reads
+    /// every listed manifest once; a layout has no other referrers index.
+    pub fn referrers_by_subject(
+        &self,
+    ) -> Result<std::collections::HashMap<Digest, Vec<Descriptor>>, LayoutError> {
+        let mut found: std::collections::HashMap<Digest, Vec<Descriptor>> = Default::default();
+        let mut seen = std::collections::HashSet::new();
+        for entry in self.manifests()? {
+            if !manifest::is_manifest_type(&entry.media_type) || !seen.insert(entry.digest.clone())
+            {
+                continue;
+            }
+            let bytes = self.read_manifest(&entry.digest)?;
+            let parsed = Manifest::parse(&bytes, Some(&entry.media_type)).map_err(|source| {
+                LayoutError::Manifest {
+                    path: self.root.clone(),
+                    digest: entry.digest.clone(),
+                    source: Box::new(source),
+                }
+            })?;
+            if let Some(subject) = &parsed.subject {
+                let descriptor = parsed.referrer_descriptor(entry.digest, bytes.len() as u64);
+                found
+                    .entry(subject.digest.clone())
+                    .or_default()
+                    .push(descriptor);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The referrers of one manifest (see [`Layout::referrers_by_subject`]),
+    /// optionally only those of one artifact type.
+    pub fn referrers(
+        &self,
+        digest: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>, LayoutError> {
+        let mut found = self
+            .referrers_by_subject()?
+            .remove(digest)
+            .unwrap_or_default();
+        if let Some(kind) = artifact_type {
+            found.retain(|d| d.artifact_type.as_deref() == Some(kind));
+        }
+        Ok(found)
+    }
+
     /// Finds a manifest: by digest (listed in index.json or merely present as
     /// a blob), by tag, or the only one there is.
     pub fn resolve(
@@ -570,6 +621,58 @@ mod tests {
         let m = manifest_bytes(&c, config.len());
         let d = layout.write_blob(&m, None).expect("manifest");
         Descriptor::new(manifest::OCI_MANIFEST, d, m.len() as u64)
+    }
+
+    #[test]
+    fn finds_referrers_by_subject() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let layout = Layout::open_or_create(dir.path()).expect("create");
+        let base = image(&layout, 1);
+        layout.set_manifest(&base, Some("1.0")).expect("tag");
+        let config = layout.write_blob(b"{}", None).expect("empty");
+        let referrer = |artifact_type: &str, subject: &Digest| {
+            let bytes = format!(
+                r#"{{"schemaVersion":2,"mediaType":"{}","artifactType":"{artifact_type}","config":{{"mediaType":"{}","digest":"{config}","size":2}},"layers":[],"subject":{{"mediaType":"{}","digest":"{subject}","size":1}},"annotations":{{"a":"b"}}}}"#,
+                manifest::OCI_MANIFEST,
+                manifest::OCI_EMPTY,
+                manifest::OCI_MANIFEST
+            );
+            let digest = layout.write_blob(bytes.as_bytes(), None).expect("referrer");
+            let d = Descriptor::new(manifest::OCI_MANIFEST, digest, bytes.len() as u64);
+            layout.set_manifest(&d, None).expect("list");
+            d
+        };
+        let sbom = referrer("application/spdx+json", &base.digest);
+        let sig = referrer(
+            "application/vnd.dev.cosign.artifact.sig.v1+json",
+            &base.digest,
+        );
+        let sig_of_sbom = referrer(
+            "application/vnd.dev.cosign.artifact.sig.v1+json",
+            &sbom.digest,
+        );
+        let all = layout.referrers(&base.digest, None).expect("referrers");
+        let digests: Vec<_> = all.iter().map(|d| d.digest.clone()).collect();
+        assert_eq!(digests, [sbom.digest.clone(), sig.digest.clone()]);
+        assert_eq!(
+            all[0].artifact_type.as_deref(),
+            Some("application/spdx+json")
+        );
+        assert_eq!(all[0].annotation("a"), Some("b"));
+        let sboms = layout
+            .referrers(&base.digest, Some("application/spdx+json"))
+            .expect("filtered");
+        assert_eq!(sboms.len(), 1);
+        let nested = layout.referrers(&sbom.digest, None).expect("nested");
+        assert_eq!(nested[0].digest, sig_of_sbom.digest);
+        assert!(layout
+            .referrers(&sig.digest, None)
+            .expect("none")
+            .is_empty());
+        // A listed manifest that is corrupt fails the scan, naming it.
+        fs::write(layout.blob_path(&sig.digest), b"tampered").expect("tamper");
+        let err = layout.referrers(&base.digest, None).expect_err("corrupt");
+        assert!(err.to_string().contains(sig.digest.hex()), "{err}");
     }
 
     #[test]

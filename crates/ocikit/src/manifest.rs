@@ -256,6 +256,22 @@ impl Manifest {
     pub fn is_index(&self) -> bool {
         matches!(self.kind, ManifestKind::Index { .. })
     }
+
+    /// The entry that lists this manifest (stored as `digest`, `size` bytes)
+    /// among the referrers of its subject, as the distribution spec fixes it
+    /// for both the referrers API and the referrers tag schema: its
+    /// `artifactType` (for an image manifest without one, the config's media
+    /// type) and all of its annotations.
+    pub fn referrer_descriptor(&self, digest: Digest, size: u64) -> Descriptor {
+        let artifact_type = self.artifact_type.clone().or_else(|| match &self.kind {
+            ManifestKind::Image { config, .. } => Some(config.media_type.clone()),
+            ManifestKind::Index { .. } => None,
+        });
+        let mut descriptor = Descriptor::new(self.media_type.clone(), digest, size);
+        descriptor.artifact_type = artifact_type;
+        descriptor.annotations = (!self.annotations.is_empty()).then(|| self.annotations.clone());
+        descriptor
+    }
 }
 
 #[cfg(test)]
@@ -329,5 +345,43 @@ mod tests {
             Manifest::parse(&big, None),
             Err(ManifestError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn referrer_descriptors_follow_the_spec() {
+        let with_type = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","artifactType":"application/spdx+json",
+            "config":{{"mediaType":"{OCI_EMPTY}","digest":"{}","size":2}},"layers":[],
+            "subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":5}},
+            "annotations":{{"org.opencontainers.image.created":"2024-01-01T00:00:00Z"}}}}"#,
+            digest('a'),
+            digest('c')
+        );
+        let without_type = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}",
+            "config":{{"mediaType":"application/vnd.dev.cosign.artifact.sig.v1+json","digest":"{}","size":2}},"layers":[]}}"#,
+            digest('a')
+        );
+        let index = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[]}}"#);
+        let cases = [
+            (with_type.as_str(), Some("application/spdx+json"), true),
+            (
+                without_type.as_str(),
+                Some("application/vnd.dev.cosign.artifact.sig.v1+json"),
+                false,
+            ),
+            (index.as_str(), None, false),
+        ];
+        for (json, artifact_type, annotated) in cases {
+            let m = Manifest::parse(json.as_bytes(), None).expect("parse");
+            let d = m.referrer_descriptor(Digest::sha256_of(json.as_bytes()), json.len() as u64);
+            assert_eq!(d.media_type, m.media_type);
+            assert_eq!(d.size, json.len() as u64);
+            assert_eq!(d.artifact_type.as_deref(), artifact_type, "{json}");
+            assert_eq!(
+                d.annotation("org.opencontainers.image.created").is_some(),
+                annotated
+            );
+        }
     }
 }

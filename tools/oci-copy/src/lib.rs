@@ -276,6 +276,10 @@ fn emit(out: &mut impl Write, report: &CopyReport, digests: &mut Vec<String>) ->
             serde_json::Value::from(report.signatures.clone()),
         );
     }
+    if !report.referrers.is_empty() {
+        let referrers: Vec<String> = report.referrers.iter().map(|d| d.to_string()).collect();
+        extra.insert("referrers".into(), serde_json::Value::from(referrers));
+    }
     line.write_to(out)?;
     digests.push(report.digest.to_string());
     Ok(())

@@ -17,6 +17,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use tokio::sync::OnceCell;
 
 use crate::archive::{self, ArchiveBuilder, ExtractedArchive};
 use crate::digest::{Algorithm, Digest};
@@ -35,6 +36,8 @@ pub enum Source {
         layout: Layout,
         /// The temporary directory of an extracted archive.
         archive: Option<ExtractedArchive>,
+        /// The layout's referrers by subject, scanned on first use.
+        referrers: OnceCell<HashMap<Digest, Vec<Descriptor>>>,
     },
     /// A registry repository.
     Registry(Repository),
@@ -77,6 +80,7 @@ impl Source {
             ImageReference::Layout(r) => Ok(Source::Layout {
                 layout: Layout::open(&r.path)?,
                 archive: None,
+                referrers: OnceCell::new(),
             }),
             ImageReference::Archive(r) => {
                 let path = r.path.clone();
@@ -84,6 +88,7 @@ impl Source {
                 Ok(Source::Layout {
                     layout: extracted.layout().clone(),
                     archive: Some(extracted),
+                    referrers: OnceCell::new(),
                 })
             }
             ImageReference::Registry(r) => {
@@ -150,6 +155,26 @@ impl Source {
         match self {
             Source::Layout { layout, .. } => Ok(layout.tags()?),
             Source::Registry(repo) => Ok(repo.tags().await?),
+        }
+    }
+
+    /// The OCI 1.1 referrers of a manifest: a registry's referrers API or
+    /// its referrers tag schema, or the manifests a layout lists with that
+    /// `subject`.
+    pub async fn referrers(&self, digest: &Digest) -> Result<Vec<Descriptor>, CopyError> {
+        match self {
+            Source::Layout {
+                layout, referrers, ..
+            } => {
+                let by_subject = referrers
+                    .get_or_try_init(|| {
+                        let layout = layout.clone();
+                        blocking(move || Ok(layout.referrers_by_subject()?))
+                    })
+                    .await?;
+                Ok(by_subject.get(digest).cloned().unwrap_or_default())
+            }
+            Source::Registry(repo) => Ok(repo.list_referrers(digest, None).await?.descriptors),
         }
     }
 
@@ -251,6 +276,17 @@ impl Sink {
                 (None, Some(_)) => Ok(()),
                 (None, None) => self.put_tag(desc, "latest").await,
             },
+        }
+    }
+
+    /// Makes a copied OCI 1.1 referrer findable: a layout lists it untagged
+    /// in `index.json` (with its `artifactType` and annotations); a registry
+    /// already indexed it when it was pushed (its referrers API, or the tag
+    /// schema [`Repository::put_manifest`] updates).
+    pub async fn list_referrer(&self, desc: &Descriptor) -> Result<(), CopyError> {
+        match self {
+            Sink::Layout { layout, .. } => Ok(layout.set_manifest(desc, None)?),
+            Sink::Registry { .. } => Ok(()),
         }
     }
 

@@ -19,10 +19,11 @@ pub mod progress;
 #[cfg(test)]
 mod tests;
 
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Semaphore;
 
@@ -179,9 +180,30 @@ pub enum CopyError {
         /// Why.
         reason: String,
     },
+    /// A referrer listed for a manifest names another `subject`.
+    #[error("{image}: {referrer} is listed as a referrer of {subject}, but its subject is another manifest; the source's referrers list is wrong (rebuild its referrers tag schema index), or copy with --remove-signatures")]
+    Referrer {
+        /// The source image.
+        image: String,
+        /// The manifest whose referrers were listed.
+        subject: Digest,
+        /// The manifest listed.
+        referrer: Digest,
+    },
     /// A background task failed.
     #[error("copy task failed: {0}")]
     Task(String),
+}
+
+impl CopyError {
+    /// Whether the error is a manifest or blob that is not at the source.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            CopyError::Registry(e) => e.is_not_found(),
+            CopyError::Layout(e) => matches!(**e, LayoutError::BlobMissing { .. }),
+            _ => false,
+        }
+    }
 }
 
 impl From<LayoutError> for CopyError {
@@ -218,6 +240,9 @@ pub struct CopyReport {
     pub source_digest: Digest,
     /// Tags of signatures, attestations and SBOMs copied along.
     pub signatures: Vec<String>,
+    /// OCI 1.1 referrers (signatures, SBOMs, attestations with a `subject`)
+    /// copied along, by digest.
+    pub referrers: Vec<Digest>,
     /// Blobs whose bytes were transferred.
     pub blobs_copied: u64,
     /// Blobs already at the destination (or mounted).
@@ -261,6 +286,7 @@ pub async fn copy(
         copied: AtomicU64::new(0),
         skipped: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
+        manifests: Mutex::new(Vec::new()),
     });
     let root = engine.select_platform(root).await?;
     let written = if root_is_index(&root) && engine.options.multi_arch == MultiArch::IndexOnly {
@@ -280,12 +306,10 @@ pub async fn copy(
             });
         }
     }
-    let signatures = if engine.options.remove_signatures {
-        Vec::new()
+    let (signatures, referrers) = if engine.options.remove_signatures {
+        (Vec::new(), Vec::new())
     } else {
-        engine
-            .copy_attachments(&root.digest, &written.digest)
-            .await?
+        engine.copy_signatures().await?
     };
     engine.dst.tag_root(&written, destination).await?;
     let engine = Arc::into_inner(engine)
@@ -297,6 +321,7 @@ pub async fn copy(
         size: written.size,
         source_digest: root.digest,
         signatures,
+        referrers,
         blobs_copied: engine.copied.load(Ordering::Relaxed),
         blobs_skipped: engine.skipped.load(Ordering::Relaxed),
         bytes_copied: engine.bytes.load(Ordering::Relaxed),
@@ -346,6 +371,9 @@ pub(crate) struct Engine {
     copied: AtomicU64,
     skipped: AtomicU64,
     pub(crate) bytes: AtomicU64,
+    /// Every manifest written so far: its source digest and its descriptor
+    /// at the destination (the ones whose signatures may travel).
+    manifests: Mutex<Vec<(Digest, Descriptor)>>,
 }
 
 impl Engine {
@@ -405,6 +433,21 @@ impl Engine {
     ) -> BoxFuture<'static, Result<Descriptor, CopyError>> {
         Box::pin(async move {
             let (bytes, parsed) = self.read_manifest(&desc).await?;
+            self.write_manifest(desc, bytes, parsed, format).await
+        })
+    }
+
+    /// Copies what a manifest (already read from the source) refers to, then
+    /// the manifest itself, converted if needed; returns its descriptor at
+    /// the destination.
+    fn write_manifest(
+        self: Arc<Self>,
+        desc: Descriptor,
+        bytes: Vec<u8>,
+        parsed: Manifest,
+        format: Option<Format>,
+    ) -> BoxFuture<'static, Result<Descriptor, CopyError>> {
+        Box::pin(async move {
             let convert_to = self.target_format(&parsed.media_type, format);
             let out = match &parsed.kind {
                 ManifestKind::Index { manifests } => {
@@ -482,6 +525,7 @@ impl Engine {
                 digest: written.digest.clone(),
                 media_type: written.media_type.clone(),
             });
+            self.remember(&desc.digest, &written);
             Ok(written)
         })
     }
@@ -499,7 +543,14 @@ impl Engine {
     async fn copy_index_only(&self, root: &Descriptor) -> Result<Descriptor, CopyError> {
         let bytes = self.src.manifest(root).await?;
         self.dst.put_manifest(root, bytes).await?;
+        self.remember(&root.digest, root);
         Ok(root.clone())
+    }
+
+    fn remember(&self, source: &Digest, written: &Descriptor) {
+        if let Ok(mut manifests) = self.manifests.lock() {
+            manifests.push((source.clone(), written.clone()));
+        }
     }
 
     /// Copies blobs in parallel (bounded by the shared permits); returns their
@@ -581,20 +632,95 @@ impl Engine {
         Ok(blob.clone())
     }
 
-    /// Signatures, attestations and SBOMs of `source_digest` (cosign tags),
-    /// copied to sit beside `dest_digest`. Returns the tags written.
-    async fn copy_attachments(
-        self: &Arc<Self>,
-        source_digest: &Digest,
-        dest_digest: &Digest,
-    ) -> Result<Vec<String>, CopyError> {
-        if source_digest != dest_digest {
-            // A converted image is a new image: its old signatures do not sign it.
-            return Ok(Vec::new());
+    /// Signatures, attestations and SBOMs of every manifest copied so far
+    /// whose digest the copy kept (a converted image is a new image: its old
+    /// signatures do not sign it): cosign's `sha256-<hex>.sig/.att/.sbom`
+    /// tags, and OCI 1.1 referrers, recursively (a signature of an SBOM
+    /// travels with the SBOM). Returns the tags and referrer digests written.
+    async fn copy_signatures(self: &Arc<Self>) -> Result<(Vec<String>, Vec<Digest>), CopyError> {
+        let written: Vec<(Digest, Descriptor)> = self
+            .manifests
+            .lock()
+            .map(|m| m.clone())
+            .map_err(|e| CopyError::Task(e.to_string()))?;
+        let mut queue: VecDeque<Digest> = written
+            .into_iter()
+            .filter(|(source, dest)| *source == dest.digest)
+            .map(|(source, _)| source)
+            .collect();
+        let mut seen: HashSet<Digest> = queue.iter().cloned().collect();
+        let mut tags = Vec::new();
+        let mut referrers = Vec::new();
+        while let Some(digest) = queue.pop_front() {
+            tags.extend(self.copy_attachments(&digest).await?);
+            for found in self.src.referrers(&digest).await? {
+                if !seen.insert(found.digest.clone()) {
+                    continue;
+                }
+                if let Some(copied) = self.copy_referrer(&digest, found).await? {
+                    queue.push_back(copied.clone());
+                    referrers.push(copied);
+                }
+            }
         }
+        Ok((tags, referrers))
+    }
+
+    /// One referrer of `subject`, copied byte for byte and listed at the
+    /// destination. A referrer the source lists but no longer holds (a stale
+    /// tag schema entry) is skipped with a note; one whose `subject` is not
+    /// `subject` is refused.
+    async fn copy_referrer(
+        self: &Arc<Self>,
+        subject: &Digest,
+        found: Descriptor,
+    ) -> Result<Option<Digest>, CopyError> {
+        let (bytes, parsed) = match self.read_manifest(&found).await {
+            Ok(read) => read,
+            Err(e) if e.is_not_found() => {
+                self.progress.event(Event::Note(format!(
+                    "referrer {} of {subject} is listed but not in the source; skipped",
+                    found.digest
+                )));
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        if parsed.subject.as_ref().map(|s| &s.digest) != Some(subject) {
+            return Err(CopyError::Referrer {
+                image: self.image.clone(),
+                subject: subject.clone(),
+                referrer: found.digest,
+            });
+        }
+        let listed = parsed.referrer_descriptor(found.digest.clone(), bytes.len() as u64);
+        let copied = self
+            .clone()
+            .write_manifest(found.clone(), bytes, parsed, None)
+            .await?;
+        if copied.digest != found.digest {
+            // Recompression (--dest-compress-format) rewrote it: the copy no
+            // longer is the referrer that was listed; leave it unlisted.
+            return Ok(None);
+        }
+        self.dst.list_referrer(&listed).await?;
+        self.progress.event(Event::Note(format!(
+            "copied referrer {} ({})",
+            found.digest,
+            listed
+                .artifact_type
+                .as_deref()
+                .unwrap_or("no artifact type")
+        )));
+        Ok(Some(found.digest))
+    }
+
+    /// Cosign's tags for `digest` (`sha256-<hex>.sig`, `.att`, `.sbom`),
+    /// copied to sit beside the same digest at the destination.
+    async fn copy_attachments(self: &Arc<Self>, digest: &Digest) -> Result<Vec<String>, CopyError> {
         let mut written = Vec::new();
         for suffix in ["sig", "att", "sbom"] {
-            let tag = format!("{}.{suffix}", source_digest.to_tag_form());
+            let tag = format!("{}.{suffix}", digest.to_tag_form());
             let Some(found) = self.src.find_tag(&tag).await? else {
                 continue;
             };

@@ -327,3 +327,160 @@ async fn cosign_signature_tags_travel_unless_removed() {
     let b = Layout::open(&dir.path().join("b")).expect("b");
     assert_eq!(b.tags().expect("tags"), ["v1"]);
 }
+
+/// Writes an OCI 1.1 artifact whose `subject` is `subject` into `layout`,
+/// listed untagged (as oci-sign and oras write referrers into a layout).
+fn referrer(
+    layout: &Layout,
+    subject: &Descriptor,
+    artifact_type: &str,
+    payload: &[u8],
+) -> Descriptor {
+    let empty = layout.write_blob(b"{}", None).expect("empty config");
+    let blob = layout.write_blob(payload, None).expect("payload");
+    let body = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": manifest::OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {"mediaType": manifest::OCI_EMPTY, "digest": empty.to_string(), "size": 2},
+        "layers": [{"mediaType": "application/octet-stream", "digest": blob.to_string(), "size": payload.len()}],
+        "subject": {"mediaType": subject.media_type, "digest": subject.digest.to_string(), "size": subject.size},
+        "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z"},
+    })
+    .to_string();
+    let d = layout.write_blob(body.as_bytes(), None).expect("referrer");
+    let listed = Descriptor::new(manifest::OCI_MANIFEST, d, body.len() as u64);
+    layout.set_manifest(&listed, None).expect("list referrer");
+    listed
+}
+
+#[tokio::test]
+async fn referrers_travel_recursively_unless_removed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = |p: &str| dir.path().join(p).display().to_string();
+    let src = Layout::open_or_create(&dir.path().join("src")).expect("src");
+    let amd = image(&src, 1, 1, false);
+    let arm = image(&src, 2, 1, false);
+    let idx = index(&src, &[(amd.clone(), "amd64"), (arm.clone(), "arm64")]);
+    src.set_manifest(&idx, Some("v1")).expect("tag");
+    let sbom = referrer(&src, &idx, "application/spdx+json", b"{\"spdx\":1}");
+    let sbom_sig = referrer(
+        &src,
+        &sbom,
+        "application/vnd.dev.cosign.artifact.sig.v1+json",
+        b"sig of sbom",
+    );
+    let arm_sig = referrer(
+        &src,
+        &arm,
+        "application/vnd.dev.cosign.artifact.sig.v1+json",
+        b"sig of arm",
+    );
+    // An artifact about something else stays behind.
+    let other = image(&src, 3, 1, false);
+    src.set_manifest(&other, Some("other")).expect("other");
+    let unrelated = referrer(&src, &other, "application/spdx+json", b"other sbom");
+    // A cosign tag on a child of the index travels too.
+    let child_sig = image(&src, 4, 1, false);
+    let child_sig_tag = format!("{}.sig", amd.digest.to_tag_form());
+    src.set_manifest(&child_sig, Some(&child_sig_tag))
+        .expect("child sig");
+
+    let report = run(
+        &format!("oci:{}:v1", path("src")),
+        &format!("oci:{}:v1", path("a")),
+        &CopyOptions::default(),
+    )
+    .await
+    .expect("copy");
+    let mut got = report.referrers.clone();
+    got.sort_by_key(|d| d.to_string());
+    let mut want = vec![
+        sbom.digest.clone(),
+        sbom_sig.digest.clone(),
+        arm_sig.digest.clone(),
+    ];
+    want.sort_by_key(|d| d.to_string());
+    assert_eq!(got, want);
+    assert_eq!(report.signatures, std::slice::from_ref(&child_sig_tag));
+    let a = Layout::open(&dir.path().join("a")).expect("a");
+    a.check().expect("valid");
+    let found = a.referrers(&idx.digest, None).expect("referrers");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].digest, sbom.digest);
+    assert_eq!(
+        found[0].artifact_type.as_deref(),
+        Some("application/spdx+json")
+    );
+    assert_eq!(
+        found[0].annotation("org.opencontainers.image.created"),
+        Some("2026-01-01T00:00:00Z")
+    );
+    assert_eq!(
+        a.referrers(&sbom.digest, None).expect("nested")[0].digest,
+        sbom_sig.digest
+    );
+    assert_eq!(
+        a.referrers(&arm.digest, None).expect("child")[0].digest,
+        arm_sig.digest
+    );
+    assert!(a.blob_size(&unrelated.digest).expect("stat").is_none());
+    assert_eq!(
+        a.resolve(Some(&child_sig_tag), None).expect("tag").digest,
+        child_sig.digest
+    );
+
+    // Copying again adds nothing twice.
+    run(
+        &format!("oci:{}:v1", path("src")),
+        &format!("oci:{}:v1", path("a")),
+        &CopyOptions::default(),
+    )
+    .await
+    .expect("again");
+    let a = Layout::open(&dir.path().join("a")).expect("a");
+    assert_eq!(
+        a.manifests().expect("index").len(),
+        5,
+        "v1, the sig tag and three referrers"
+    );
+
+    let bare = run(
+        &format!("oci:{}:v1", path("src")),
+        &format!("oci:{}:v1", path("b")),
+        &CopyOptions {
+            remove_signatures: true,
+            ..CopyOptions::default()
+        },
+    )
+    .await
+    .expect("bare");
+    assert!(bare.referrers.is_empty() && bare.signatures.is_empty());
+    let b = Layout::open(&dir.path().join("b")).expect("b");
+    assert_eq!(b.manifests().expect("index").len(), 1);
+    assert!(b.blob_size(&sbom.digest).expect("stat").is_none());
+}
+
+#[tokio::test]
+async fn converted_images_leave_their_referrers_behind() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = Layout::open_or_create(&dir.path().join("src")).expect("src");
+    let img = image(&src, 5, 1, false);
+    src.set_manifest(&img, Some("v1")).expect("tag");
+    referrer(&src, &img, "application/spdx+json", b"sbom");
+    let report = run(
+        &format!("oci:{}:v1", dir.path().join("src").display()),
+        &format!("oci:{}:v1", dir.path().join("z").display()),
+        &CopyOptions {
+            compress: Some(Compression::Zstd),
+            ..CopyOptions::default()
+        },
+    )
+    .await
+    .expect("recompress");
+    assert!(report.digest_changed());
+    assert!(
+        report.referrers.is_empty(),
+        "an SBOM of the old digest does not describe the new image"
+    );
+}

@@ -117,6 +117,18 @@ pub enum RegistryError {
         /// What was wrong with the data.
         reason: String,
     },
+    /// The referrers tag schema's tag (`sha256-<hex>`) holds something that
+    /// is not the image index the spec puts there, so referrers can be
+    /// neither read from it nor added to it.
+    #[error("{repository}:{tag}: cannot use the referrers tag schema: {reason}; that tag is reserved for the index of the referrers of a manifest (distribution spec), so move what it holds to another tag or delete it")]
+    ReferrersTag {
+        /// `registry/repository`.
+        repository: String,
+        /// The tag.
+        tag: String,
+        /// What it holds instead.
+        reason: String,
+    },
     /// A registry host, repository or reference is not valid.
     #[error("invalid {what} {value:?}: {reason}")]
     InvalidInput {

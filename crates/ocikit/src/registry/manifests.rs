@@ -7,13 +7,12 @@
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, LINK};
 use reqwest::{Method, StatusCode};
-use url::Url;
 
 use super::auth::Access;
 use super::client::{read_limited, Repository};
 use super::RegistryError;
 use crate::digest::{Algorithm, Digest};
-use crate::manifest::{self, Descriptor, Manifest, ManifestKind, MAX_MANIFEST_SIZE};
+use crate::manifest::{self, Descriptor, Manifest, MAX_MANIFEST_SIZE};
 
 /// A manifest as the registry served it: the exact bytes, its media type and
 /// its (verified) digest.
@@ -89,7 +88,7 @@ fn media_type_of(bytes: &[u8], header: Option<String>) -> String {
 }
 
 /// The `rel="next"` target of a `Link` header.
-fn next_link(value: &str) -> Option<&str> {
+pub(crate) fn next_link(value: &str) -> Option<&str> {
     value.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
         let is_next = params
@@ -220,12 +219,35 @@ impl Repository {
 
     /// Uploads a manifest under a tag or its digest and returns its digest
     /// (sha256 of the exact bytes, or the digest given as reference).
+    ///
+    /// A manifest with a `subject` is a referrer: when the registry does not
+    /// confirm with an `OCI-Subject` header that its referrers API indexed it
+    /// (distribution 2.8 has no such API), the subject's referrers tag schema
+    /// index is updated as the distribution spec requires of clients (see
+    /// [`Repository::add_to_referrers_tag`]).
     pub async fn put_manifest(
         &self,
         reference: &str,
         media_type: &str,
         bytes: Bytes,
     ) -> Result<Digest, RegistryError> {
+        let (digest, indexed_by_registry) = self
+            .put_manifest_only(reference, media_type, bytes.clone())
+            .await?;
+        if !indexed_by_registry {
+            self.record_referrer(&digest, media_type, &bytes).await?;
+        }
+        Ok(digest)
+    }
+
+    /// Uploads a manifest and nothing else; also says whether the registry
+    /// answered with an `OCI-Subject` header (its referrers API indexed it).
+    pub(crate) async fn put_manifest_only(
+        &self,
+        reference: &str,
+        media_type: &str,
+        bytes: Bytes,
+    ) -> Result<(Digest, bool), RegistryError> {
         let asked = parse_reference(reference)?;
         let digest = match asked {
             Some(asked) => {
@@ -269,7 +291,8 @@ impl Repository {
                 });
             }
         }
-        Ok(digest)
+        let indexed = resp.headers().contains_key("oci-subject");
+        Ok((digest, indexed))
     }
 
     /// Deletes a manifest by digest (the registry must allow deletes).
@@ -338,88 +361,6 @@ impl Repository {
             tags.extend(page.tags.unwrap_or_default());
         }
         Ok(tags)
-    }
-
-    /// The OCI 1.1 referrers of `digest` (optionally only those of one
-    /// artifact type), or `None` when the registry has no referrers API
-    /// (404 on the endpoint, as distribution 2.8): then use the tag schema.
-    pub async fn referrers(
-        &self,
-        digest: &Digest,
-        artifact_type: Option<&str>,
-    ) -> Result<Option<Vec<Descriptor>>, RegistryError> {
-        let mut url = self.url(&format!("referrers/{digest}")).await?;
-        if let Some(kind) = artifact_type {
-            url.query_pairs_mut().append_pair("artifactType", kind);
-        }
-        let mut found = Vec::new();
-        let mut next: Option<Url> = Some(url);
-        let mut filtered_by_registry = false;
-        let mut pages = 0;
-        while let Some(url) = next.take() {
-            pages += 1;
-            let resp = self
-                .send(Access::Pull, &[], |http| {
-                    http.get(url.clone()).header(ACCEPT, manifest::OCI_INDEX)
-                })
-                .await?;
-            match resp.status() {
-                StatusCode::OK => {}
-                StatusCode::NOT_FOUND if pages == 1 => return Ok(None),
-                _ => {
-                    return Err(self
-                        .fail(
-                            resp,
-                            &Method::GET,
-                            Access::Pull,
-                            &format!("referrers of {digest}"),
-                        )
-                        .await)
-                }
-            }
-            filtered_by_registry |= resp.headers().contains_key("oci-filters-applied");
-            next = resp
-                .headers()
-                .get(LINK)
-                .and_then(|v| v.to_str().ok())
-                .and_then(next_link)
-                .and_then(|target| url.join(target).ok());
-            let body = read_limited(resp, MAX_MANIFEST_SIZE + 1)
-                .await
-                .map_err(|e| RegistryError::Connect {
-                    url: url.to_string(),
-                    reason: super::client::error_chain(&e),
-                    hint: String::new(),
-                })?;
-            if body.len() > MAX_MANIFEST_SIZE {
-                return Err(RegistryError::ManifestTooLarge {
-                    url: url.to_string(),
-                    limit: MAX_MANIFEST_SIZE,
-                });
-            }
-            let index = Manifest::parse(&body, Some(manifest::OCI_INDEX)).map_err(|e| {
-                RegistryError::InvalidResponse {
-                    url: url.to_string(),
-                    reason: format!("the referrers answer is not an image index: {e}"),
-                }
-            })?;
-            match index.kind {
-                ManifestKind::Index { manifests } => found.extend(manifests),
-                ManifestKind::Image { .. } => {
-                    return Err(RegistryError::InvalidResponse {
-                        url: url.to_string(),
-                        reason: "the referrers answer is a manifest, not an index".into(),
-                    })
-                }
-            }
-            if pages > 1000 {
-                break;
-            }
-        }
-        if let (Some(kind), false) = (artifact_type, filtered_by_registry) {
-            found.retain(|d| d.artifact_type.as_deref() == Some(kind));
-        }
-        Ok(Some(found))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The registry client (OCI Distribution Spec v1.1, as distribution, zot,
 //! Docker Hub and the cloud registries serve it): endpoints and TLS,
-//! credentials and auth, retries, manifests, blobs, tags and referrers.
+//! credentials and auth, retries, manifests, blobs, tags and referrers (with
+//! the referrers tag schema where a registry has no referrers API).
 //!
 //! One [`Client`] per side of a copy holds a connection pool, the endpoint
 //! found for each registry and a token cache; [`Client::repository`] hands out
@@ -28,6 +29,7 @@ mod client;
 mod credentials;
 mod error;
 mod manifests;
+mod referrers;
 mod retry;
 mod tls;
 
@@ -39,5 +41,8 @@ pub use credentials::{
 };
 pub use error::{AuthFailure, RegistryError};
 pub use manifests::FetchedManifest;
+pub use referrers::{
+    add_referrer, parse_referrers_index, referrers_tag, Referrers, ReferrersSource,
+};
 pub use retry::RetryPolicy;
 pub use tls::{default_certs_d, is_loopback};
