@@ -189,8 +189,14 @@ fn referrers_go_through_docker_registry_by_the_tag_schema_and_come_back() {
         .success();
     let state = check_layout(&back).expect("valid layout");
     assert_eq!(state.tagged("1"), Some(s.image.as_str()));
-    assert_eq!(layout_referrers(&back, &s.image), [s.sbom.clone()]);
-    assert_eq!(layout_referrers(&back, &s.sbom), [s.sbom_sig.clone()]);
+    assert_eq!(
+        layout_referrers(&back, &s.image),
+        std::slice::from_ref(&s.sbom)
+    );
+    assert_eq!(
+        layout_referrers(&back, &s.sbom),
+        std::slice::from_ref(&s.sbom_sig)
+    );
 
     // --remove-signatures leaves them behind.
     let out = tool("oci-copy")
@@ -251,8 +257,14 @@ fn referrers_go_through_oci_serve_by_its_referrers_api() {
         serde_json::json!([s.sbom, s.sbom_sig])
     );
     check_layout(&back).expect("valid layout");
-    assert_eq!(layout_referrers(&back, &s.image), [s.sbom.clone()]);
-    assert_eq!(layout_referrers(&back, &s.sbom), [s.sbom_sig.clone()]);
+    assert_eq!(
+        layout_referrers(&back, &s.image),
+        std::slice::from_ref(&s.sbom)
+    );
+    assert_eq!(
+        layout_referrers(&back, &s.sbom),
+        std::slice::from_ref(&s.sbom_sig)
+    );
 }
 
 #[test]
