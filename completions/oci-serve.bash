@@ -35,7 +35,7 @@ _oci__serve() {
 
     case "${cmd}" in
         oci__serve)
-            opts="-c -q -h -V --config --root --addr --idle-timeout --log-format --quiet --help --version serve help"
+            opts="-c -q -h -V --config --root --addr --idle-timeout --log-format --auth-challenge --quiet --help --version serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -63,6 +63,10 @@ _oci__serve() {
                     ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --auth-challenge)
+                    COMPREPLY=($(compgen -W "basic bearer" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -115,7 +119,7 @@ _oci__serve() {
             return 0
             ;;
         oci__subcmd__serve__subcmd__serve)
-            opts="-q -h --root --addr --idle-timeout --log-format --quiet --help"
+            opts="-q -h --root --addr --idle-timeout --log-format --auth-challenge --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -135,6 +139,10 @@ _oci__serve() {
                     ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --auth-challenge)
+                    COMPREPLY=($(compgen -W "basic bearer" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_oci_serve_global_optspecs
-    string join \n c/config= root= addr= idle-timeout= log-format= q/quiet h/help V/version
+    string join \n c/config= root= addr= idle-timeout= log-format= auth-challenge= q/quiet h/help V/version
 end
 
 function __fish_oci_serve_needs_command
@@ -30,6 +30,8 @@ complete -c oci-serve -n "__fish_oci_serve_needs_command" -l addr -d 'Address to
 complete -c oci-serve -n "__fish_oci_serve_needs_command" -l idle-timeout -d 'Close connections that make no progress for this many seconds' -r
 complete -c oci-serve -n "__fish_oci_serve_needs_command" -l log-format -d 'How log lines are written: text for people, json for log collectors (one JSON object per line)' -r -f -a "text\t'`LEVEL message key=value`, for people'
 json\t'One JSON object per line (timestamp, level, fields), for collectors'"
+complete -c oci-serve -n "__fish_oci_serve_needs_command" -l auth-challenge -d 'The challenge a 401 carries when the registry has users: basic (the client sends its password with every request, as zot answers), or bearer (the client trades it for a token at /auth/token, docker\'s token protocol)' -r -f -a "basic\t'`WWW-Authenticate: Basic realm="…"`'
+bearer\t'`WWW-Authenticate: Bearer realm="…/auth/token",service="…",scope="…"`'"
 complete -c oci-serve -n "__fish_oci_serve_needs_command" -s q -l quiet -d 'Print nothing on stderr but errors (no progress, no logs)'
 complete -c oci-serve -n "__fish_oci_serve_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oci-serve -n "__fish_oci_serve_needs_command" -s V -l version -d 'Print version'
@@ -40,6 +42,8 @@ complete -c oci-serve -n "__fish_oci_serve_using_subcommand serve" -l addr -d 'A
 complete -c oci-serve -n "__fish_oci_serve_using_subcommand serve" -l idle-timeout -d 'Close connections that make no progress for this many seconds' -r
 complete -c oci-serve -n "__fish_oci_serve_using_subcommand serve" -l log-format -d 'How log lines are written: text for people, json for log collectors (one JSON object per line)' -r -f -a "text\t'`LEVEL message key=value`, for people'
 json\t'One JSON object per line (timestamp, level, fields), for collectors'"
+complete -c oci-serve -n "__fish_oci_serve_using_subcommand serve" -l auth-challenge -d 'The challenge a 401 carries when the registry has users: basic (the client sends its password with every request, as zot answers), or bearer (the client trades it for a token at /auth/token, docker\'s token protocol)' -r -f -a "basic\t'`WWW-Authenticate: Basic realm="…"`'
+bearer\t'`WWW-Authenticate: Bearer realm="…/auth/token",service="…",scope="…"`'"
 complete -c oci-serve -n "__fish_oci_serve_using_subcommand serve" -s q -l quiet -d 'Print nothing on stderr but errors (no progress, no logs)'
 complete -c oci-serve -n "__fish_oci_serve_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oci-serve -n "__fish_oci_serve_using_subcommand help; and not __fish_seen_subcommand_from serve help" -f -a "serve" -d 'Serve with a zot configuration file (zot\'s spelling of --config)'

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use ocikit::Digest;
+use ocikit_e2e::fixtures::small_image;
 use ocikit_e2e::peers::OciServe;
-use ocikit_e2e::{temp_dir, tool};
+use ocikit_e2e::{require, temp_dir, tool};
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::StatusCode;
 
@@ -37,6 +38,11 @@ impl Http {
                 .expect("http client"),
             creds: None,
         }
+    }
+
+    fn with_creds(mut self, user: &str, password: &str) -> Http {
+        self.creds = Some((user.to_owned(), password.to_owned()));
+        self
     }
 
     fn req(&self, method: &str, path: &str) -> RequestBuilder {
@@ -108,6 +114,11 @@ fn header(r: &Response, name: &str) -> String {
         .to_str()
         .expect("header text")
         .to_owned()
+}
+
+fn json(r: Response) -> serde_json::Value {
+    let text = r.text().expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
 fn body(r: Response) -> String {
@@ -267,5 +278,518 @@ mod config {
         // And on stderr, through the harness, when there is no log.output.
         let server = OciServe::start_at(&root, &["--log-format", "json"]);
         assert!(server.addr.starts_with("127.0.0.1:"), "{}", server.addr);
+    }
+}
+
+/// The users of the access-control tests, all with password `pw` (bcrypt,
+/// made by the real `htpasswd -B`).
+const USERS: [&str; 3] = ["alice", "bob", "admin"];
+
+/// The rules of the access-control tests: everyone signed in reads `**`;
+/// anonymous reads `public/**`; only alice reads and creates in `team/**`
+/// (bob may not even read it); bob owns `bob/**`; admin may do anything.
+const RULES: &str = r#"{
+  "repositories": {
+    "**": {"defaultPolicy": ["read"]},
+    "public/**": {"anonymousPolicy": ["read"], "defaultPolicy": ["read"]},
+    "team/**": {"policies": [{"users": ["alice"], "actions": ["read", "create"]}]},
+    "bob/**": {"policies": [{"users": ["bob"], "actions": ["read", "create", "update"]}]}
+  },
+  "adminPolicy": {"users": ["admin"], "actions": ["read", "create", "update", "delete"]}
+}"#;
+
+/// A registry with users and rules, or `None` when htpasswd is missing.
+struct Secured {
+    server: OciServe,
+    dir: tempfile::TempDir,
+}
+
+impl Secured {
+    fn start(extra: &[&str]) -> Option<Secured> {
+        let dir = temp_dir();
+        let users: Vec<(&str, &str)> = USERS.iter().map(|u| (*u, "pw")).collect();
+        ocikit_e2e::basic_auth::registry_yaml(dir.path(), &users)?;
+        let config = dir.path().join("zot.json");
+        let root = dir.path().join("root");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"storage": {{"rootDirectory": "{}"}},
+                    "http": {{"address": "127.0.0.1", "port": "0", "realm": "ocikit-test",
+                             "auth": {{"htpasswd": {{"path": "{}"}}}},
+                             "accessControl": {RULES}}}}}"#,
+                root.display(),
+                dir.path().join("htpasswd").display()
+            ),
+        )
+        .expect("config");
+        let server = serve_config(&root, &config, extra);
+        Some(Secured { server, dir })
+    }
+
+    fn as_user(&self, user: &str) -> Http {
+        Http::new(&self.server).with_creds(user, "pw")
+    }
+
+    fn anonymous(&self) -> Http {
+        Http::new(&self.server)
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+}
+
+fn error_code(r: Response) -> String {
+    let text = body(r);
+    let json: serde_json::Value = serde_json::from_str(text.split_once(": ").map_or("", |t| t.1))
+        .unwrap_or_else(|e| panic!("not a spec error body ({e}): {text}"));
+    json["errors"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+mod users {
+    use super::*;
+
+    #[test]
+    fn writes_need_credentials_and_the_right_user() {
+        let Some(reg) = Secured::start(&[]) else {
+            return;
+        };
+        let anon = reg.anonymous();
+        let r = anon.send(anon.req("POST", "/v2/team/app/blobs/uploads/"));
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            header(&r, "www-authenticate"),
+            "Basic realm=\"ocikit-test\""
+        );
+        assert_eq!(error_code(r), "UNAUTHORIZED");
+
+        let wrong = Http::new(&reg.server).with_creds("alice", "not-pw");
+        let r = wrong.send(wrong.req("POST", "/v2/team/app/blobs/uploads/"));
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(r.headers().contains_key("www-authenticate"));
+        let unknown = Http::new(&reg.server).with_creds("mallory", "pw");
+        assert_eq!(
+            unknown.get("/v2/public/x/tags/list").status(),
+            StatusCode::UNAUTHORIZED
+        );
+
+        // bob is a user, but team/** is alice's: 403, not 401.
+        let r = reg.as_user("bob").send(
+            reg.as_user("bob")
+                .req("POST", "/v2/team/app/blobs/uploads/"),
+        );
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert_eq!(error_code(r), "DENIED");
+
+        let alice = reg.as_user("alice");
+        let (r, _) = alice.push_image("team/app", "v1", "first");
+        assert_eq!(r.status(), StatusCode::CREATED, "{}", body(r));
+        // Re-pushing the same manifest under the same tag is no update.
+        let (r, _) = alice.push_image("team/app", "v1", "first");
+        assert_eq!(r.status(), StatusCode::CREATED, "{}", body(r));
+        // Moving the tag is an update, which alice may not do; a new tag is fine.
+        let (r, _) = alice.push_image("team/app", "v1", "second");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{}", body(r));
+        let (r, digest) = alice.push_image("team/app", "v2", "second");
+        assert_eq!(r.status(), StatusCode::CREATED, "{}", body(r));
+        // bob owns bob/** with update.
+        let bob = reg.as_user("bob");
+        assert_eq!(
+            bob.push_image("bob/y", "v1", "b1").0.status(),
+            StatusCode::CREATED
+        );
+        assert_eq!(
+            bob.push_image("bob/y", "v1", "b2").0.status(),
+            StatusCode::CREATED
+        );
+
+        // Deleting needs delete: alice may not, admin may.
+        let path = format!("/v2/team/app/manifests/{digest}");
+        assert_eq!(
+            alice.send(alice.req("DELETE", &path)).status(),
+            StatusCode::FORBIDDEN
+        );
+        let admin = reg.as_user("admin");
+        assert_eq!(
+            admin.send(admin.req("DELETE", &path)).status(),
+            StatusCode::ACCEPTED
+        );
+        assert_eq!(alice.get(&path).status(), StatusCode::NOT_FOUND);
+
+        // Reads: anonymous is refused with a challenge, the ping too.
+        let r = anon.get("/v2/team/app/manifests/v1");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let r = anon.get("/v2/");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            header(&r, "www-authenticate"),
+            "Basic realm=\"ocikit-test\""
+        );
+        assert_eq!(alice.get("/v2/").status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn reads_catalog_tags_and_referrers_follow_the_rules() {
+        let Some(reg) = Secured::start(&[]) else {
+            return;
+        };
+        let admin = reg.as_user("admin");
+        for repo in ["team/app", "public/x", "bob/y"] {
+            let (r, _) = admin.push_image(repo, "v1", repo);
+            assert_eq!(r.status(), StatusCode::CREATED, "{repo}: {}", body(r));
+        }
+        let catalog = |http: &Http| -> serde_json::Value {
+            let r = http.get("/v2/_catalog");
+            assert_eq!(r.status(), StatusCode::OK);
+            json(r)["repositories"].clone()
+        };
+        assert_eq!(
+            catalog(&reg.as_user("admin")),
+            serde_json::json!(["bob/y", "public/x", "team/app"])
+        );
+        assert_eq!(
+            catalog(&reg.as_user("bob")),
+            serde_json::json!(["bob/y", "public/x"])
+        );
+        assert_eq!(
+            catalog(&reg.as_user("alice")),
+            serde_json::json!(["public/x", "team/app"]),
+            "alice may not read bob/**"
+        );
+        assert_eq!(catalog(&reg.anonymous()), serde_json::json!(["public/x"]));
+
+        let bob = reg.as_user("bob");
+        let anon = reg.anonymous();
+        let (_, digest) = admin.push_image("team/app", "v1", "team/app");
+        for path in [
+            "/v2/team/app/tags/list".to_owned(),
+            format!("/v2/team/app/referrers/{digest}"),
+            "/v2/team/app/manifests/v1".to_owned(),
+            format!("/v2/team/app/manifests/{digest}"),
+            "/v2/team/nonexistent/tags/list".to_owned(),
+        ] {
+            let r = bob.get(&path);
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "bob {path}");
+            assert_eq!(error_code(r), "DENIED");
+            let r = anon.get(&path);
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "anonymous {path}");
+        }
+        let r = anon.get("/v2/public/x/tags/list");
+        assert_eq!(r.status(), StatusCode::OK, "anonymous policy");
+        assert_eq!(
+            bob.send(bob.req("HEAD", "/v2/public/x/manifests/v1"))
+                .status(),
+            StatusCode::OK
+        );
+    }
+
+    /// zot's CVE-2024-39897: a mount from a repository the user may not read
+    /// must not hand over the blob; neither may any other dedupe path.
+    #[test]
+    fn mounts_and_dedupe_never_leak_unreadable_blobs() {
+        let Some(reg) = Secured::start(&[]) else {
+            return;
+        };
+        let alice = reg.as_user("alice");
+        let secret = b"alice's secret layer".to_vec();
+        let (status, digest) = alice.push_blob("team/app", &secret);
+        assert_eq!(status, StatusCode::CREATED);
+
+        let bob = reg.as_user("bob");
+        let r = bob.send(bob.req(
+            "POST",
+            &format!("/v2/bob/y/blobs/uploads/?mount={digest}&from=team/app"),
+        ));
+        assert_eq!(
+            r.status(),
+            StatusCode::ACCEPTED,
+            "an upload session, never 201"
+        );
+        assert!(header(&r, "location").starts_with("/v2/bob/y/blobs/uploads/"));
+        let blob = format!("/v2/bob/y/blobs/{digest}");
+        assert_eq!(
+            bob.send(bob.req("HEAD", &blob)).status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(bob.get(&blob).status(), StatusCode::NOT_FOUND);
+
+        // Single-POST with the digest but other bytes: refused, nothing linked.
+        let r = bob.send(
+            bob.req("POST", &format!("/v2/bob/y/blobs/uploads/?digest={digest}"))
+                .body(b"guess".to_vec()),
+        );
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(error_code(r), "DIGEST_INVALID");
+        // A session finished with the digest and no bytes: refused too.
+        let r = bob.send(bob.req("POST", "/v2/bob/y/blobs/uploads/"));
+        let location = header(&r, "location");
+        let r = bob.send(bob.req("PUT", &format!("{location}?digest={digest}")));
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(bob.get(&blob).status(), StatusCode::NOT_FOUND);
+        // A manifest naming the blob cannot pull it in either.
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": digest.to_string(), "size": secret.len()},
+            "layers": []
+        }))
+        .expect("json");
+        let r = bob.send(
+            bob.req("PUT", "/v2/bob/y/manifests/steal")
+                .header("content-type", OCI_MANIFEST)
+                .body(manifest),
+        );
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(error_code(r), "MANIFEST_BLOB_UNKNOWN");
+
+        // Whoever has the bytes may push them (dedupe stores one copy), and a
+        // reader of the source may mount.
+        let (status, _) = bob.push_blob("bob/y", &secret);
+        assert_eq!(status, StatusCode::CREATED);
+        let r = alice.send(alice.req(
+            "POST",
+            &format!("/v2/team/other/blobs/uploads/?mount={digest}&from=team/app"),
+        ));
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+
+    #[test]
+    fn bearer_tokens_from_the_token_endpoint() {
+        let Some(reg) = Secured::start(&["--auth-challenge", "bearer"]) else {
+            return;
+        };
+        let anon = reg.anonymous();
+        let r = anon.send(anon.req("POST", "/v2/team/app/blobs/uploads/"));
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            header(&r, "www-authenticate"),
+            format!(
+                "Bearer realm=\"http://{}/auth/token\",service=\"ocikit-test\",scope=\"repository:team/app:pull,push\"",
+                reg.server.addr
+            )
+        );
+        let token_url = "/auth/token?service=ocikit-test&scope=repository:team/app:pull,push";
+        let r = reg.as_user("alice").get(token_url);
+        assert_eq!(r.status(), StatusCode::OK);
+        let answer = json(r);
+        let token = answer["token"].as_str().expect("token").to_owned();
+        assert_eq!(answer["access_token"], answer["token"]);
+        assert!(answer["expires_in"].as_u64().is_some_and(|s| s > 0));
+        let r = Http::new(&reg.server)
+            .with_creds("alice", "wrong")
+            .get(token_url);
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        // The token stands for alice.
+        let r = anon.send(
+            anon.req("POST", "/v2/team/app/blobs/uploads/")
+                .bearer_auth(&token),
+        );
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let r = anon.send(
+            anon.req("POST", "/v2/team/app/blobs/uploads/")
+                .bearer_auth(format!("{token}x")),
+        );
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        // An anonymous token reads what anonymous may read, nothing more.
+        let anonymous_token = json(anon.get("/auth/token?scope=repository:public/x:pull"));
+        let t = anonymous_token["token"].as_str().expect("token");
+        let r = anon.send(anon.req("GET", "/v2/team/app/tags/list").bearer_auth(t));
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    fn skopeo(args: &[&str]) -> std::process::Output {
+        std::process::Command::new("skopeo")
+            .args(args)
+            .output()
+            .expect("skopeo")
+    }
+
+    #[test]
+    fn skopeo_with_creds_and_an_auth_file() {
+        if require("skopeo").is_none() {
+            return;
+        }
+        for challenge in ["basic", "bearer"] {
+            let Some(reg) = Secured::start(&["--auth-challenge", challenge]) else {
+                return;
+            };
+            let image = small_image(&reg.dir.path().join("src"), "v1");
+            let src = format!("oci:{}:v1", reg.dir.path().join("src").display());
+            let dest = reg.url("team/app:v1");
+            let out = skopeo(&["copy", "--dest-tls-verify=false", &src, &dest]);
+            assert!(
+                !out.status.success(),
+                "{challenge}: anonymous push must fail"
+            );
+            let out = skopeo(&[
+                "copy",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                "bob:pw",
+                &src,
+                &dest,
+            ]);
+            assert!(
+                !out.status.success(),
+                "{challenge}: bob may not push to team/**"
+            );
+            let out = skopeo(&[
+                "copy",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                "alice:pw",
+                &src,
+                &dest,
+            ]);
+            assert!(
+                out.status.success(),
+                "{challenge}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // An auth file as podman login writes it.
+            let authfile = reg.dir.path().join("auth.json");
+            let auth = base64_std(b"alice:pw");
+            std::fs::write(
+                &authfile,
+                format!(
+                    r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#,
+                    reg.server.addr
+                ),
+            )
+            .expect("auth file");
+            let out = skopeo(&[
+                "inspect",
+                "--tls-verify=false",
+                "--authfile",
+                &authfile.display().to_string(),
+                &dest,
+            ]);
+            assert!(
+                out.status.success(),
+                "{challenge}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+            assert_eq!(summary["Digest"], image.digest);
+        }
+    }
+
+    fn base64_std(bytes: &[u8]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    #[test]
+    fn oci_copy_with_basic_and_token_auth() {
+        for challenge in ["basic", "bearer"] {
+            let Some(reg) = Secured::start(&["--auth-challenge", challenge]) else {
+                return;
+            };
+            let image = small_image(&reg.dir.path().join("src"), "v1");
+            let src = format!("oci:{}:v1", reg.dir.path().join("src").display());
+            let dest = reg.url("team/app:v1");
+            let out = tool("oci-copy").args([&src, &dest]).output().expect("run");
+            assert!(
+                !out.status.success(),
+                "{challenge}: anonymous push must fail"
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains("401"), "{challenge}: {stderr}");
+            tool("oci-copy")
+                .args([&src, &dest, "--dest-creds", "alice:pw"])
+                .assert()
+                .success();
+            let back = reg.dir.path().join("back");
+            let out = tool("oci-copy")
+                .args([
+                    &dest,
+                    &format!("oci:{}:v1", back.display()),
+                    "--src-creds",
+                    "bob:pw",
+                ])
+                .output()
+                .expect("run");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success() && stderr.contains("403"),
+                "{challenge}: {stderr}"
+            );
+            let out = tool("oci-copy")
+                .args([
+                    &dest,
+                    &format!("oci:{}:v1", back.display()),
+                    "--src-creds",
+                    "admin:pw",
+                ])
+                .assert()
+                .success();
+            let line = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+            assert!(line.contains(&image.digest), "{challenge}: {line}");
+        }
+    }
+
+    #[test]
+    fn curl_with_and_without_credentials() {
+        let Some(curl) = require("curl") else { return };
+        let Some(reg) = Secured::start(&[]) else {
+            return;
+        };
+        let (r, _) = reg.as_user("admin").push_image("team/app", "v1", "curl");
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let url = format!("http://{}/v2/team/app/tags/list", reg.server.addr);
+        let run = |extra: &[&str]| {
+            let out = std::process::Command::new(&curl)
+                .args(["-s", "-i"])
+                .args(extra)
+                .arg(&url)
+                .output()
+                .expect("curl");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let answer = run(&[]);
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+        assert!(
+            answer
+                .to_lowercase()
+                .contains("www-authenticate: basic realm=\"ocikit-test\""),
+            "{answer}"
+        );
+        let answer = run(&["-u", "alice:pw"]);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains(r#""tags":["v1"]"#), "{answer}");
+        let answer = run(&["-u", "bob:pw"]);
+        assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+        let answer = run(&["-u", "alice:nope"]);
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    }
+
+    #[test]
+    fn a_bad_htpasswd_file_is_an_error_naming_its_line() {
+        let dir = temp_dir();
+        let htpasswd = dir.path().join("htpasswd");
+        std::fs::write(&htpasswd, "alice:$apr1$weak$hash\n").expect("htpasswd");
+        let config = dir.path().join("zot.json");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"http": {{"port": "0", "auth": {{"htpasswd": {{"path": "{}"}}}}}}}}"#,
+                htpasswd.display()
+            ),
+        )
+        .expect("config");
+        let out = tool("oci-serve")
+            .args(["serve", &config.display().to_string()])
+            .args(["--root", &dir.path().join("root").display().to_string()])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("htpasswd:1") && stderr.contains("htpasswd -B"),
+            "{stderr}"
+        );
     }
 }

@@ -13,6 +13,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use ocikit::htpasswd::Htpasswd;
+use ocikit::server::auth::{Auth, AuthOptions};
 use ocikit::server::{self, ServerConfig};
 use ocikit::storage::fs::{FsOptions, FsStorage};
 
@@ -80,6 +82,22 @@ pub struct ServeArgs {
     /// (one JSON object per line).
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// The challenge a 401 carries when the registry has users: basic (the
+    /// client sends its password with every request, as zot answers), or
+    /// bearer (the client trades it for a token at /auth/token, docker's
+    /// token protocol).
+    #[arg(long, value_name = "SCHEME", value_enum, default_value_t = AuthChallenge::Basic)]
+    pub auth_challenge: AuthChallenge,
+}
+
+/// The challenge of 401 answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthChallenge {
+    /// `WWW-Authenticate: Basic realm="…"`.
+    Basic,
+    /// `WWW-Authenticate: Bearer realm="…/auth/token",service="…",scope="…"`.
+    Bearer,
 }
 
 /// How log lines are written.
@@ -158,6 +176,7 @@ fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         },
     )
     .with_context(|| format!("opening storage root {}", settings.root.display()))?;
+    let auth = auth(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -180,6 +199,7 @@ fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         let config = ServerConfig {
             idle_timeout: idle,
             header_timeout: idle.min(std::time::Duration::from_secs(30)),
+            auth: auth.map(std::sync::Arc::new),
             ..ServerConfig::default()
         };
         server::serve(listener, storage, config, shutdown_signal())
@@ -188,6 +208,27 @@ fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Users and rules, when the settings have any; the htpasswd file is read
+/// once here (a bad line is an error naming it).
+fn auth(settings: &Settings) -> anyhow::Result<Option<Auth>> {
+    if settings.htpasswd.is_none() && settings.access.is_none() {
+        return Ok(None);
+    }
+    let htpasswd = settings
+        .htpasswd
+        .as_deref()
+        .map(Htpasswd::load)
+        .transpose()
+        .context("http.auth.htpasswd.path")?;
+    Ok(Some(Auth::new(AuthOptions {
+        realm: settings.realm.clone(),
+        htpasswd,
+        access: settings.access.clone(),
+        scheme: settings.scheme,
+        fail_delay: settings.fail_delay,
+    })))
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use ocikit::access::AccessControl;
+use ocikit::server::auth::Scheme;
 use ocikit::zot_config::ZotConfig;
 
-use crate::{LogFormat, ServeArgs};
+use crate::{AuthChallenge, LogFormat, ServeArgs};
 
 /// The storage root when neither `--root` nor `storage.rootDirectory` says.
 pub const DEFAULT_ROOT: &str = "./oci-data";
@@ -40,6 +42,14 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Only errors on stderr.
     pub quiet: bool,
+    /// The htpasswd file of the users (`http.auth.htpasswd.path`).
+    pub htpasswd: Option<PathBuf>,
+    /// The access rules (`http.accessControl`).
+    pub access: Option<AccessControl>,
+    /// How long a failed login waits (`http.auth.failDelay`, seconds).
+    pub fail_delay: Duration,
+    /// The challenge of 401 answers.
+    pub scheme: Scheme,
 }
 
 impl Settings {
@@ -99,6 +109,24 @@ impl Settings {
             log_output: file.log.output.clone(),
             log_format: args.log_format,
             quiet,
+            htpasswd: file
+                .http
+                .auth
+                .as_ref()
+                .and_then(|a| a.htpasswd.as_ref())
+                .map(|h| h.path.clone()),
+            access: file.http.access_control.clone(),
+            fail_delay: Duration::from_secs(
+                file.http
+                    .auth
+                    .as_ref()
+                    .and_then(|a| a.fail_delay)
+                    .unwrap_or(0),
+            ),
+            scheme: match args.auth_challenge {
+                AuthChallenge::Basic => Scheme::Basic,
+                AuthChallenge::Bearer => Scheme::Bearer,
+            },
         })
     }
 }
@@ -109,8 +137,6 @@ impl Settings {
 fn refuse_unserved(file: &ZotConfig) -> anyhow::Result<()> {
     let unserved = [
         ("http.tls", file.http.tls.is_some()),
-        ("http.auth", file.http.auth.is_some()),
-        ("http.accessControl", file.http.access_control.is_some()),
         ("storage.gc", file.storage.gc == Some(true)),
         ("storage.gcDelay", file.storage.gc_delay.is_some()),
         ("storage.gcInterval", file.storage.gc_interval.is_some()),
@@ -142,6 +168,24 @@ mod tests {
         assert_eq!(s.realm, "oci-serve");
         assert_eq!(s.log_level, "info");
         assert!(s.dedupe);
+        assert_eq!((s.htpasswd, s.access), (None, None));
+        assert_eq!(s.scheme, Scheme::Basic);
+    }
+
+    #[test]
+    fn users_and_rules_from_the_file() {
+        let file = ZotConfig::parse(
+            r#"{"http": {"auth": {"htpasswd": {"path": "/etc/oci-serve/htpasswd"}, "failDelay": 2},
+                "accessControl": {"repositories": {"**": {"anonymousPolicy": ["read"]}}}}}"#,
+            false,
+        )
+        .expect("json");
+        let s = Settings::merge(&file, &args(&["--auth-challenge", "bearer"]), false)
+            .expect("settings");
+        assert_eq!(s.htpasswd, Some(PathBuf::from("/etc/oci-serve/htpasswd")));
+        assert_eq!(s.fail_delay, Duration::from_secs(2));
+        assert!(s.access.is_some());
+        assert_eq!(s.scheme, Scheme::Bearer);
     }
 
     #[test]

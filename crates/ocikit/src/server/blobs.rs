@@ -174,10 +174,18 @@ fn created(name: &str, digest: &Digest) -> Response {
 
 /// POST `/v2/<name>/blobs/uploads/`: a session, a whole blob with
 /// `?digest=`, or a cross-repository mount with `?mount=&from=`.
+///
+/// A mount happens only from a repository the caller may read
+/// (`may_read`); otherwise the answer is the same 202 session as for a blob
+/// that is not there, so a client learns nothing about a repository it may
+/// not read and must upload the content (zot's CVE-2024-39897). Every other
+/// way a blob enters a repository needs its full content, digest-checked:
+/// the shared store deduplicates bytes the client has proven it holds.
 pub(super) async fn start<S: Storage>(
     app: &Shared<S>,
     name: &str,
     request: Request,
+    may_read: &(dyn Fn(&str) -> bool + Sync),
 ) -> HandlerResult {
     if let Some(mount) = query_param(request.uri(), "mount") {
         let digest = parse_digest(&mount)?;
@@ -185,6 +193,7 @@ pub(super) async fn start<S: Storage>(
         // blob is not there) fall back to an ordinary session, as the spec says.
         if let Some(from) = query_param(request.uri(), "from") {
             if validate_repository(&from).is_ok()
+                && may_read(&from)
                 && app.storage.blob_mount(name, &from, &digest).await?
             {
                 return Ok(created(name, &digest));

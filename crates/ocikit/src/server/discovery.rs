@@ -77,10 +77,15 @@ pub(super) async fn tags<S: Storage>(app: &Shared<S>, name: &str, uri: &Uri) -> 
     ))
 }
 
-/// GET `/v2/_catalog`.
-pub(super) async fn catalog<S: Storage>(app: &Shared<S>, uri: &Uri) -> HandlerResult {
+/// GET `/v2/_catalog`: the repositories the caller may read.
+pub(super) async fn catalog<S: Storage>(
+    app: &Shared<S>,
+    uri: &Uri,
+    may_read: &(dyn Fn(&str) -> bool + Sync),
+) -> HandlerResult {
     let (n, last) = pagination(uri)?;
-    let repositories = app.storage.repositories().await?;
+    let mut repositories = app.storage.repositories().await?;
+    repositories.retain(|name| may_read(name));
     let (repositories, more) = page(repositories, n, last.as_deref());
     let link = next_link("/v2/_catalog", n, &repositories, more);
     Ok(json_page(

@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use super::{body_stream, empty, header_str, HandlerResult, RegistryError, Shared};
+use crate::access::Action;
 use crate::digest::{Digest, Hasher};
 use crate::manifest::{self, Manifest, MAX_MANIFEST_SIZE};
 use crate::name::validate_tag;
@@ -137,12 +138,15 @@ async fn read_limited(request: Request, idle: std::time::Duration) -> Result<Byt
     Ok(buffer.freeze())
 }
 
-/// PUT `/v2/<name>/manifests/<reference>`.
+/// PUT `/v2/<name>/manifests/<reference>`. Moving an existing tag to
+/// another manifest is an `update` in the access rules, anything else a
+/// `create`; `may` answers whether the caller is allowed.
 pub(super) async fn put<S: Storage>(
     app: &Shared<S>,
     name: &str,
     reference: &str,
     request: Request,
+    may: &(dyn Fn(Action, &str) -> Result<(), RegistryError> + Sync),
 ) -> HandlerResult {
     let reference = parse_reference(reference)?;
     let content_type = header_str(request.headers(), header::CONTENT_TYPE)
@@ -188,6 +192,22 @@ pub(super) async fn put<S: Storage>(
         ManifestRef::Tag(tag) => Some(tag.as_str()),
         ManifestRef::Digest(_) => None,
     };
+    let moves_a_tag = match &reference {
+        ManifestRef::Tag(_) => app
+            .storage
+            .manifest_get(name, &reference)
+            .await?
+            .is_some_and(|existing| existing.digest != digest),
+        ManifestRef::Digest(_) => false,
+    };
+    may(
+        if moves_a_tag {
+            Action::Update
+        } else {
+            Action::Create
+        },
+        name,
+    )?;
     app.storage
         .manifest_put(
             name,

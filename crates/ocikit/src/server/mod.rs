@@ -15,6 +15,7 @@
 //! trickling uploads and clients that stop reading), manifest bodies are
 //! capped at 4 MiB, and at most [`ServerConfig::max_connections`] are open.
 
+pub mod auth;
 mod blobs;
 mod discovery;
 mod error;
@@ -37,6 +38,7 @@ use tokio::net::TcpListener;
 
 pub use error::RegistryError;
 
+use crate::access::Action;
 use crate::name::validate_repository;
 use crate::storage::{ByteStream, Storage};
 
@@ -51,6 +53,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// How long a graceful shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// Users and access rules; `None` serves everyone everything.
+    pub auth: Option<Arc<auth::Auth>>,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +64,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(60),
             max_connections: 4096,
             shutdown_grace: Duration::from_secs(10),
+            auth: None,
         }
     }
 }
@@ -68,6 +73,7 @@ impl Default for ServerConfig {
 pub(crate) struct App<S> {
     pub(crate) storage: S,
     pub(crate) idle: Duration,
+    pub(crate) auth: Option<Arc<auth::Auth>>,
 }
 
 type Shared<S> = Arc<App<S>>;
@@ -78,6 +84,7 @@ pub fn router<S: Storage>(storage: S, config: &ServerConfig) -> axum::Router {
     let app = Arc::new(App {
         storage,
         idle: config.idle_timeout,
+        auth: config.auth.clone(),
     });
     axum::Router::new().fallback(dispatch::<S>).with_state(app)
 }
@@ -222,7 +229,30 @@ async fn dispatch<S: Storage>(State(app): State<Shared<S>>, request: Request) ->
     response
 }
 
+/// What a route needs the caller to be allowed: an action on a repository.
+fn required_action(route: &Route, method: &Method) -> Option<(Action, String)> {
+    let action = match (route, method) {
+        (Route::Base | Route::Catalog, _) => return None,
+        (Route::Manifest(..) | Route::Blob(..), &Method::DELETE) => Action::Delete,
+        (
+            Route::Tags(_) | Route::Referrers(..) | Route::Manifest(..) | Route::Blob(..),
+            &Method::GET | &Method::HEAD,
+        ) => Action::Read,
+        // A manifest PUT is a create or an update; handled with the tag known.
+        (Route::Manifest(..), _) => Action::Create,
+        (Route::Uploads(_) | Route::Upload(..), _) => Action::Create,
+        // Anything else is answered 405 below; reading is the least to ask.
+        _ => Action::Read,
+    };
+    route.name().map(|name| (action, name.to_owned()))
+}
+
 async fn handle<S: Storage>(app: &Shared<S>, request: Request) -> HandlerResult {
+    if request.uri().path() == auth::TOKEN_PATH {
+        if let Some(gate) = &app.auth {
+            return Ok(gate.token(request.headers(), request.uri()).await);
+        }
+    }
     let Some(route) = Route::parse(request.uri().path()) else {
         return Err(RegistryError::new(
             StatusCode::NOT_FOUND,
@@ -239,11 +269,64 @@ async fn handle<S: Storage>(app: &Shared<S>, request: Request) -> HandlerResult 
         })?;
     }
     let method = request.method().clone();
+    let caller = match &app.auth {
+        None => None,
+        Some(gate) => {
+            let needed = required_action(&route, &method);
+            let cert = request.extensions().get::<auth::ClientCertUser>();
+            let scope = needed.as_ref().map(|(a, n)| (n.as_str(), *a));
+            let caller = gate
+                .authenticate(request.headers(), cert, request.uri(), scope)
+                .await?;
+            match &needed {
+                // A manifest PUT needs create or update, which one is known
+                // once the body's digest is (see `manifests::put`).
+                Some((Action::Create, name))
+                    if method == Method::PUT && matches!(route, Route::Manifest(..)) =>
+                {
+                    if !gate.permits(&caller, Action::Update, name) {
+                        gate.authorize(
+                            &caller,
+                            Action::Create,
+                            name,
+                            request.headers(),
+                            request.uri(),
+                        )?;
+                    }
+                }
+                Some((action, name)) => {
+                    gate.authorize(&caller, *action, name, request.headers(), request.uri())?;
+                }
+                None => gate.check_base(
+                    &caller,
+                    request.headers(),
+                    request.uri(),
+                    route == Route::Base,
+                )?,
+            }
+            Some((gate.clone(), caller))
+        }
+    };
+    // Whether the caller may read a repository (catalog entries, mount sources).
+    let may_read = |name: &str| match &caller {
+        None => true,
+        Some((gate, caller)) => gate.permits(caller, Action::Read, name),
+    };
+    // Only a registry with rules pays for keeping the request's head around.
+    let head = caller
+        .as_ref()
+        .map(|_| (request.headers().clone(), request.uri().clone()));
+    let may = |action: Action, name: &str| match (&caller, &head) {
+        (Some((gate, caller)), Some((headers, uri))) => {
+            gate.authorize(caller, action, name, headers, uri)
+        }
+        _ => Ok(()),
+    };
     match (route, method) {
         (Route::Base, Method::GET | Method::HEAD) => {
             Ok(([(header::CONTENT_TYPE, "application/json")], "{}").into_response())
         }
-        (Route::Catalog, Method::GET) => discovery::catalog(app, request.uri()).await,
+        (Route::Catalog, Method::GET) => discovery::catalog(app, request.uri(), &may_read).await,
         (Route::Tags(name), Method::GET) => discovery::tags(app, &name, request.uri()).await,
         (Route::Referrers(name, digest), Method::GET) => {
             discovery::referrers(app, &name, &digest, request.uri()).await
@@ -255,7 +338,7 @@ async fn handle<S: Storage>(app: &Shared<S>, request: Request) -> HandlerResult 
             manifests::get(app, &name, &reference, request.headers(), false).await
         }
         (Route::Manifest(name, reference), Method::PUT) => {
-            manifests::put(app, &name, &reference, request).await
+            manifests::put(app, &name, &reference, request, &may).await
         }
         (Route::Manifest(name, reference), Method::DELETE) => {
             manifests::delete(app, &name, &reference).await
@@ -267,7 +350,7 @@ async fn handle<S: Storage>(app: &Shared<S>, request: Request) -> HandlerResult 
             blobs::get(app, &name, &digest, request.headers(), false).await
         }
         (Route::Blob(name, digest), Method::DELETE) => blobs::delete(app, &name, &digest).await,
-        (Route::Uploads(name), Method::POST) => blobs::start(app, &name, request).await,
+        (Route::Uploads(name), Method::POST) => blobs::start(app, &name, request, &may_read).await,
         (Route::Upload(name, id), Method::GET) => blobs::status(app, &name, &id).await,
         (Route::Upload(name, id), Method::PATCH) => blobs::patch(app, &name, &id, request).await,
         (Route::Upload(name, id), Method::PUT) => blobs::finish(app, &name, &id, request).await,
