@@ -793,3 +793,205 @@ mod users {
         );
     }
 }
+
+mod tls {
+    use super::*;
+    use ocikit_e2e::pki::TestCa;
+    use std::path::PathBuf;
+
+    /// A CA, a server certificate for 127.0.0.1 and an oci-serve config
+    /// serving it (with `extra_http` JSON members in `http`).
+    struct TlsServer {
+        server: OciServe,
+        ca: TestCa,
+        cert: PathBuf,
+        key: PathBuf,
+        dir: tempfile::TempDir,
+    }
+
+    impl TlsServer {
+        fn start(client_ca: bool, extra_http: &str) -> Option<TlsServer> {
+            require("curl")?;
+            let dir = temp_dir();
+            let ca = TestCa::new(&dir.path().join("ca"))?;
+            let (issued_cert, issued_key) = ca.issue("server");
+            // Serve copies, so a test can overwrite them with a renewal.
+            let cert = dir.path().join("server.pem");
+            let key = dir.path().join("server.key");
+            std::fs::copy(issued_cert, &cert).expect("cert");
+            std::fs::copy(issued_key, &key).expect("key");
+            let cacert = if client_ca {
+                format!(r#", "cacert": "{}""#, ca.cert.display())
+            } else {
+                String::new()
+            };
+            let root = dir.path().join("root");
+            let config = dir.path().join("zot.json");
+            std::fs::write(
+                &config,
+                format!(
+                    r#"{{"storage": {{"rootDirectory": "{}"}},
+                        "http": {{"address": "127.0.0.1", "port": "0",
+                                 "tls": {{"cert": "{}", "key": "{}"{cacert}}}{extra_http}}}}}"#,
+                    root.display(),
+                    cert.display(),
+                    key.display()
+                ),
+            )
+            .expect("config");
+            let server = serve_config(&root, &config, &[]);
+            Some(TlsServer {
+                server,
+                ca,
+                cert,
+                key,
+                dir,
+            })
+        }
+
+        /// curl against `path`: (exit success, stdout with headers, stderr).
+        fn curl(&self, path: &str, extra: &[&str]) -> (bool, String, String) {
+            let out = std::process::Command::new("curl")
+                .args(["-s", "-S", "-i", "-v", "--cacert"])
+                .arg(&self.ca.cert)
+                .args(extra)
+                .arg(format!("https://{}{path}", self.server.addr))
+                .output()
+                .expect("curl");
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    }
+
+    #[test]
+    fn https_with_the_certificate_reloaded_when_renewed() {
+        let Some(tls) = TlsServer::start(false, "") else {
+            return;
+        };
+        let (ok, out, err) = tls.curl("/v2/", &[]);
+        assert!(ok && out.starts_with("HTTP/2 200"), "{out}\n{err}");
+        assert!(err.contains("CN=server"), "{err}");
+        // Plain HTTP on the TLS port gets nowhere.
+        let plain = Http::at(&format!("http://{}", tls.server.addr));
+        assert!(plain
+            .req("GET", "/v2/")
+            .send()
+            .map_or(true, |r| r.status() != StatusCode::OK));
+
+        // A renewal written over the files is served without a restart.
+        let (renewed_cert, renewed_key) = tls.ca.issue("renewed");
+        std::fs::copy(renewed_key, &tls.key).expect("key");
+        std::fs::copy(renewed_cert, &tls.cert).expect("cert");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (ok, _, err) = tls.curl("/v2/", &[]);
+            if ok && err.contains("CN=renewed") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never reloaded: {err}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        // A broken renewal keeps the working certificate.
+        std::fs::write(&tls.cert, "not a certificate").expect("break");
+        std::thread::sleep(Duration::from_millis(1200));
+        let (ok, _, err) = tls.curl("/v2/", &[]);
+        assert!(ok && err.contains("CN=renewed"), "{err}");
+    }
+
+    #[test]
+    fn client_certificates_are_required_and_name_the_user() {
+        let rules = r#", "accessControl": {"repositories": {"**": {"policies": [{"users": ["alice"], "actions": ["read", "create"]}]}}}"#;
+        let Some(tls) = TlsServer::start(true, rules) else {
+            return;
+        };
+        let (ok, out, err) = tls.curl("/v2/", &[]);
+        assert!(
+            !ok,
+            "no client certificate must fail the handshake: {out}\n{err}"
+        );
+        let (alice_cert, alice_key) = tls.ca.issue("alice");
+        let (eve_cert, eve_key) = tls.ca.issue("eve");
+        let as_cert = |cert: &Path, key: &Path, path: &str| {
+            tls.curl(
+                path,
+                &[
+                    "--cert",
+                    &cert.display().to_string(),
+                    "--key",
+                    &key.display().to_string(),
+                ],
+            )
+        };
+        let (ok, out, err) = as_cert(&alice_cert, &alice_key, "/v2/");
+        assert!(ok && out.starts_with("HTTP/2 200"), "{out}\n{err}");
+        let (_, out, _) = as_cert(&alice_cert, &alice_key, "/v2/app/tags/list");
+        assert!(
+            out.starts_with("HTTP/2 404"),
+            "alice may read, app is missing: {out}"
+        );
+        let (_, out, _) = as_cert(&eve_cert, &eve_key, "/v2/app/tags/list");
+        assert!(out.starts_with("HTTP/2 403"), "eve may not read: {out}");
+        // A certificate from another CA is refused.
+        let other = TestCa::new(&tls.dir.path().join("other-ca")).expect("ca");
+        let (mallory_cert, mallory_key) = other.issue("alice");
+        let (ok, _, _) = as_cert(&mallory_cert, &mallory_key, "/v2/");
+        assert!(!ok, "a certificate of another CA");
+    }
+
+    #[test]
+    fn oci_copy_pushes_over_mutual_tls_with_a_cert_dir() {
+        let Some(tls) = TlsServer::start(true, "") else {
+            return;
+        };
+        let image = small_image(&tls.dir.path().join("src"), "v1");
+        let src = format!("oci:{}:v1", tls.dir.path().join("src").display());
+        let dest = tls.server.url("app:v1");
+        let certs = tls.dir.path().join("certs.d");
+        std::fs::create_dir_all(&certs).expect("dir");
+        std::fs::copy(&tls.ca.cert, certs.join("ca.crt")).expect("ca");
+        let out = tool("oci-copy")
+            .args([&src, &dest, "--dest-tls-verify"])
+            .args(["--dest-cert-dir", &certs.display().to_string()])
+            .output()
+            .expect("run");
+        assert!(
+            !out.status.success(),
+            "no client certificate in the cert dir"
+        );
+        let (cert, key) = tls.ca.issue("pusher");
+        std::fs::copy(cert, certs.join("client.cert")).expect("cert");
+        std::fs::copy(key, certs.join("client.key")).expect("key");
+        let out = tool("oci-copy")
+            .args([&src, &dest, "--dest-tls-verify"])
+            .args(["--dest-cert-dir", &certs.display().to_string()])
+            .assert()
+            .success();
+        let line = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+        assert!(line.contains(&image.digest), "{line}");
+    }
+
+    #[test]
+    fn bad_tls_files_are_errors_naming_them() {
+        let dir = temp_dir();
+        let config = dir.path().join("zot.json");
+        std::fs::write(
+            &config,
+            r#"{"http": {"port": "0", "tls": {"cert": "/nonexistent/server.pem", "key": "/nonexistent/server.key"}}}"#,
+        )
+        .expect("config");
+        let out = tool("oci-serve")
+            .args(["serve", &config.display().to_string()])
+            .args(["--root", &dir.path().join("root").display().to_string()])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("/nonexistent/server.pem"), "{stderr}");
+    }
+}

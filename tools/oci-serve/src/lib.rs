@@ -177,6 +177,13 @@ fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     )
     .with_context(|| format!("opening storage root {}", settings.root.display()))?;
     let auth = auth(&settings)?;
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(ocikit::server::tls::server_config)
+        .transpose()
+        .context("http.tls")?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -192,7 +199,7 @@ fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
             })?;
         let bound = listener.local_addr().context("reading the bound address")?;
         tracing::info!(
-            "listening on http://{bound} (storage {})",
+            "listening on {scheme}://{bound} (storage {})",
             settings.root.display()
         );
         let idle = settings.idle_timeout;
@@ -200,6 +207,7 @@ fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
             idle_timeout: idle,
             header_timeout: idle.min(std::time::Duration::from_secs(30)),
             auth: auth.map(std::sync::Arc::new),
+            tls,
             ..ServerConfig::default()
         };
         server::serve(listener, storage, config, shutdown_signal())
@@ -213,7 +221,8 @@ fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
 /// Users and rules, when the settings have any; the htpasswd file is read
 /// once here (a bad line is an error naming it).
 fn auth(settings: &Settings) -> anyhow::Result<Option<Auth>> {
-    if settings.htpasswd.is_none() && settings.access.is_none() {
+    let client_certs = settings.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+    if settings.htpasswd.is_none() && settings.access.is_none() && !client_certs {
         return Ok(None);
     }
     let htpasswd = settings

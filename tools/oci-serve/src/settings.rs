@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use ocikit::access::AccessControl;
 use ocikit::server::auth::Scheme;
+use ocikit::server::tls::TlsFiles;
 use ocikit::zot_config::ZotConfig;
 
 use crate::{AuthChallenge, LogFormat, ServeArgs};
@@ -50,6 +51,8 @@ pub struct Settings {
     pub fail_delay: Duration,
     /// The challenge of 401 answers.
     pub scheme: Scheme,
+    /// TLS files (`http.tls`); `None` serves plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Settings {
@@ -95,6 +98,19 @@ impl Settings {
                 None => "info".to_owned(),
             }
         };
+        let htpasswd = file
+            .http
+            .auth
+            .as_ref()
+            .and_then(|a| a.htpasswd.as_ref())
+            .map(|h| h.path.clone());
+        let tls = file.http.tls.as_ref().map(|t| TlsFiles {
+            cert: t.cert.clone(),
+            key: t.key.clone(),
+            client_ca: t.cacert.clone(),
+            // With passwords too, a client may use either.
+            client_cert_optional: htpasswd.is_some(),
+        });
         Ok(Settings {
             root,
             addr,
@@ -109,12 +125,8 @@ impl Settings {
             log_output: file.log.output.clone(),
             log_format: args.log_format,
             quiet,
-            htpasswd: file
-                .http
-                .auth
-                .as_ref()
-                .and_then(|a| a.htpasswd.as_ref())
-                .map(|h| h.path.clone()),
+            htpasswd,
+            tls,
             access: file.http.access_control.clone(),
             fail_delay: Duration::from_secs(
                 file.http
@@ -136,7 +148,6 @@ impl Settings {
 /// access rules would open a registry its operator meant to close.
 fn refuse_unserved(file: &ZotConfig) -> anyhow::Result<()> {
     let unserved = [
-        ("http.tls", file.http.tls.is_some()),
         ("storage.gc", file.storage.gc == Some(true)),
         ("storage.gcDelay", file.storage.gc_delay.is_some()),
         ("storage.gcInterval", file.storage.gc_interval.is_some()),
@@ -186,6 +197,19 @@ mod tests {
         assert_eq!(s.fail_delay, Duration::from_secs(2));
         assert!(s.access.is_some());
         assert_eq!(s.scheme, Scheme::Bearer);
+        assert_eq!(s.tls, None);
+        let file = ZotConfig::parse(
+            r#"{"http": {"tls": {"cert": "s.pem", "key": "s.key", "cacert": "ca.pem"}}}"#,
+            false,
+        )
+        .expect("json");
+        let s = Settings::merge(&file, &args(&[]), false).expect("settings");
+        let tls = s.tls.expect("tls");
+        assert_eq!(tls.client_ca, Some(PathBuf::from("ca.pem")));
+        assert!(
+            !tls.client_cert_optional,
+            "certificates are the only way in"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod discovery;
 mod error;
 mod io;
 mod manifests;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -55,6 +56,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Users and access rules; `None` serves everyone everything.
     pub auth: Option<Arc<auth::Auth>>,
+    /// TLS (see [`tls::server_config`]); `None` serves plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +68,7 @@ impl Default for ServerConfig {
             max_connections: 4096,
             shutdown_grace: Duration::from_secs(10),
             auth: None,
+            tls: None,
         }
     }
 }
@@ -105,6 +109,7 @@ pub async fn serve<S: Storage>(
         .header_read_timeout(config.header_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+    let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -125,14 +130,75 @@ pub async fn serve<S: Storage>(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(io::IdleTimeout::new(stream, config.idle_timeout));
-        let service = TowerToHyperService::new(app.clone());
+        let stream = io::IdleTimeout::new(stream, config.idle_timeout);
         let builder = builder.clone();
-        let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
-        tokio::spawn(async move {
-            let _ = connection.await;
-            drop(slot);
-        });
+        let watcher = graceful.watcher();
+        let app = app.clone();
+        match &tls {
+            None => {
+                let service = TowerToHyperService::new(app);
+                let connection = watcher.watch(
+                    builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned(),
+                );
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                    drop(slot);
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let handshake_timeout = config.header_timeout;
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(
+                        handshake_timeout,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(err)) => {
+                            tracing::debug!("TLS handshake: {err}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let user = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .and_then(|cert| tls::subject_common_name(cert))
+                        .map(auth::ClientCertUser);
+                    let service = tower::ServiceExt::map_request(
+                        app,
+                        move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                            request
+                                .headers_mut()
+                                .insert(auth::TLS_MARK, HeaderValue::from_static("1"));
+                            if let Some(user) = &user {
+                                request.extensions_mut().insert(user.clone());
+                            }
+                            request
+                        },
+                    );
+                    let connection = watcher.watch(
+                        builder
+                            .serve_connection(
+                                TokioIo::new(stream),
+                                TowerToHyperService::new(service),
+                            )
+                            .into_owned(),
+                    );
+                    let _ = connection.await;
+                    drop(slot);
+                });
+            }
+        }
     }
     drop(listener);
     tokio::select! {
