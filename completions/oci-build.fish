@@ -10,7 +10,7 @@ complete -c oci-build -l roots-dir -d 'Where image root filesystems are kept (it
 complete -c oci-build -l stacker-dir -d 'Scratch space for staged blobs, downloads and runtime bundles' -r -F
 complete -c oci-build -l require-hash -d 'Fail when an http(s) import has no `hash`'
 complete -c oci-build -l dry-run -d 'Parse, substitute and order the build, print the plan, build nothing'
-complete -c oci-build -l no-cache -d 'Build every image from its inputs (oci-build keeps no build cache yet, so every build already does; accepted for stacker compatibility)'
+complete -c oci-build -l no-cache -d 'Build every image from its inputs, ignoring the build cache (which otherwise skips an image whose directives, base and import contents are unchanged); the cache is refreshed with the results'
 complete -c oci-build -s q -l quiet -d 'Print nothing on stderr but errors (no progress, no logs)'
 complete -c oci-build -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oci-build -s V -l version -d 'Print version'

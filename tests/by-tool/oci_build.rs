@@ -353,3 +353,131 @@ fn failed_builds_tag_nothing() {
     .to_string();
     assert!(stderr.contains("hash mismatch"), "{stderr}");
 }
+
+/// Builds in `dir` and returns (digest of each printed image by name, stderr).
+fn build_in(dir: &Path, args: &[&str]) -> (std::collections::BTreeMap<String, String>, String) {
+    let out = tool("oci-build")
+        .current_dir(dir)
+        .args(args)
+        .assert()
+        .success();
+    let digests = lines(&out.get_output().stdout)
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap_or_default().to_owned(),
+                l["digest"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    (digests, stderr)
+}
+
+fn cached(stderr: &str, image: &str) -> bool {
+    stderr.contains(&format!(
+        "oci-build: image {image}: up to date (build cache"
+    ))
+}
+
+/// stacker #70 and #82: the cache follows the content of imports (not their
+/// mtimes), a file deleted from an imported directory and the base; an
+/// unchanged build is a hit; `--no-cache` rebuilds.
+#[test]
+fn build_cache_hits_when_unchanged_and_rebuilds_on_any_content_change() {
+    let dir = temp_dir();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("conf/sub")).expect("mkdir");
+    std::fs::write(d.join("conf/app.conf"), "port=1\n").expect("write");
+    std::fs::write(d.join("conf/sub/extra"), "extra\n").expect("write");
+    std::fs::create_dir_all(d.join("base-src/etc")).expect("mkdir");
+    std::fs::write(d.join("base-src/etc/os-release"), "ID=one\n").expect("write");
+    let make_tar = || {
+        let status = std::process::Command::new("tar")
+            .args(["--mtime=@0", "-C", "base-src", "-cf", "base.tar", "etc"])
+            .current_dir(d)
+            .status()
+            .expect("tar");
+        assert!(status.success());
+    };
+    make_tar();
+    std::fs::write(
+        d.join("stacker.yaml"),
+        "base:\n  from: {type: tar, url: base.tar}\n  imports:\n    - path: conf\n      dest: /etc/\n\
+         app:\n  from: {type: built, tag: base}\n  labels: {role: app}\n\
+         other:\n  from: {type: scratch}\n  imports:\n    - path: conf/app.conf\n      dest: /app.conf\n",
+    )
+    .expect("write");
+
+    let (first, stderr) = build_in(d, &[]);
+    assert!(!cached(&stderr, "base"), "{stderr}");
+    assert_eq!(first.len(), 3);
+
+    // Unchanged: every image is a hit, with the same digests.
+    let (again, stderr) = build_in(d, &[]);
+    for image in ["base", "app", "other"] {
+        assert!(cached(&stderr, image), "{image} not cached: {stderr}");
+    }
+    assert_eq!(again, first);
+
+    // --no-cache rebuilds everything, to the same digests.
+    let (rebuilt, stderr) = build_in(d, &["--no-cache"]);
+    assert!(!stderr.contains("up to date"), "{stderr}");
+    assert_eq!(rebuilt, first);
+
+    // An edit that keeps the size and the mtime (stacker #70).
+    let mtime = std::fs::metadata(d.join("conf/app.conf"))
+        .expect("meta")
+        .modified()
+        .expect("mtime");
+    std::fs::write(d.join("conf/app.conf"), "port=2\n").expect("write");
+    std::fs::File::options()
+        .write(true)
+        .open(d.join("conf/app.conf"))
+        .and_then(|f| f.set_modified(mtime))
+        .expect("set mtime");
+    let (edited, stderr) = build_in(d, &[]);
+    for image in ["base", "app", "other"] {
+        assert!(!cached(&stderr, image), "{image} was cached: {stderr}");
+    }
+    assert_ne!(edited["base"], first["base"]);
+    assert_ne!(edited["app"], first["app"], "a changed parent rebuilds");
+    assert_ne!(edited["other"], first["other"]);
+
+    // A file deleted from an imported directory (stacker #82): the images
+    // importing the directory rebuild, the one importing a single file not.
+    std::fs::remove_file(d.join("conf/sub/extra")).expect("rm");
+    let (deleted, stderr) = build_in(d, &[]);
+    assert!(!cached(&stderr, "base"), "{stderr}");
+    assert!(!cached(&stderr, "app"), "{stderr}");
+    assert!(cached(&stderr, "other"), "{stderr}");
+    assert_ne!(deleted["base"], edited["base"]);
+    assert_eq!(deleted["other"], edited["other"]);
+
+    // A changed base image (the tar's content).
+    std::fs::write(d.join("base-src/etc/os-release"), "ID=two\n").expect("write");
+    make_tar();
+    let (based, stderr) = build_in(d, &[]);
+    assert!(!cached(&stderr, "base"), "{stderr}");
+    assert!(!cached(&stderr, "app"), "{stderr}");
+    assert!(cached(&stderr, "other"), "{stderr}");
+    assert_ne!(based["app"], deleted["app"]);
+
+    // A changed directive rebuilds that image (and only it).
+    let yaml = std::fs::read_to_string(d.join("stacker.yaml")).expect("read");
+    std::fs::write(
+        d.join("stacker.yaml"),
+        yaml.replace("role: app", "role: web"),
+    )
+    .expect("write");
+    let (relabelled, stderr) = build_in(d, &[]);
+    assert!(cached(&stderr, "base"), "{stderr}");
+    assert!(!cached(&stderr, "app"), "{stderr}");
+    assert_ne!(relabelled["app"], based["app"]);
+
+    // A root filesystem removed behind the cache's back: rebuilt, same digest.
+    std::fs::remove_dir_all(d.join("roots/base")).expect("rm roots");
+    let (restored, stderr) = build_in(d, &[]);
+    assert!(!cached(&stderr, "base"), "{stderr}");
+    assert_eq!(restored, relabelled);
+}

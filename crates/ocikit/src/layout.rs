@@ -421,27 +421,39 @@ impl Layout {
         descriptor: &Descriptor,
         tag: Option<&str>,
     ) -> Result<(), LayoutError> {
+        self.set_manifests(&[(descriptor.clone(), tag.map(str::to_owned))])
+    }
+
+    /// Records several manifests, each as [`Layout::set_manifest`] does, in
+    /// one replacement of `index.json`: a reader sees every tag move or none,
+    /// which is how a build of several images tags all of them or nothing.
+    pub fn set_manifests(
+        &self,
+        entries: &[(Descriptor, Option<String>)],
+    ) -> Result<(), LayoutError> {
         let _lock = self.lock()?;
         let (mut index, mut manifests) = self.read_index()?;
-        let mut entry = descriptor.clone();
-        match tag {
-            Some(tag) => {
-                manifests.retain(|d| d.annotation(REF_NAME) != Some(tag));
-                entry
-                    .annotations
-                    .get_or_insert_with(Default::default)
-                    .insert(REF_NAME.to_owned(), tag.to_owned());
-                manifests.push(entry);
-            }
-            None => {
-                if let Some(annotations) = entry.annotations.as_mut() {
-                    annotations.remove(REF_NAME);
-                    if annotations.is_empty() {
-                        entry.annotations = None;
-                    }
-                }
-                if !manifests.iter().any(|d| d.digest == entry.digest) {
+        for (descriptor, tag) in entries {
+            let mut entry = descriptor.clone();
+            match tag {
+                Some(tag) => {
+                    manifests.retain(|d| d.annotation(REF_NAME) != Some(tag.as_str()));
+                    entry
+                        .annotations
+                        .get_or_insert_with(Default::default)
+                        .insert(REF_NAME.to_owned(), tag.clone());
                     manifests.push(entry);
+                }
+                None => {
+                    if let Some(annotations) = entry.annotations.as_mut() {
+                        annotations.remove(REF_NAME);
+                        if annotations.is_empty() {
+                            entry.annotations = None;
+                        }
+                    }
+                    if !manifests.iter().any(|d| d.digest == entry.digest) {
+                        manifests.push(entry);
+                    }
                 }
             }
         }
@@ -461,6 +473,40 @@ impl Layout {
                 reason: e.to_string(),
             })?;
         self.replace_file("index.json", &bytes)
+    }
+
+    /// Adds a file the caller wrote and hashed itself (a build's staged
+    /// layer) as the blob `digest`, without reading it again: hard-linked
+    /// when `file` is on the same filesystem, copied through a temporary
+    /// file otherwise, fsynced, and visible under its digest only once
+    /// complete. Only for files whose digest was computed while writing
+    /// them; content from elsewhere goes through [`Layout::blob_writer`],
+    /// which verifies it.
+    pub fn adopt_blob(&self, file: &Path, digest: &Digest) -> Result<(), LayoutError> {
+        if self.blob_size(digest)?.is_some() {
+            return Ok(());
+        }
+        let dir = self.root.join("blobs").join(digest.algorithm().as_str());
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let dest = dir.join(digest.hex());
+        File::open(file)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(file))?;
+        match fs::hard_link(file, &dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(_) => {
+                let mut temp = tempfile::Builder::new()
+                    .prefix(TEMP_PREFIX)
+                    .tempfile_in(&self.root)
+                    .map_err(io_err(&self.root))?;
+                let mut source = File::open(file).map_err(io_err(file))?;
+                io::copy(&mut source, temp.as_file_mut()).map_err(io_err(file))?;
+                temp.as_file().sync_all().map_err(io_err(&dest))?;
+                temp.persist(&dest).map_err(|e| io_err(&dest)(e.error))?;
+            }
+        }
+        sync_dir(&dir)
     }
 
     /// Checks the whole layout: every manifest reachable from `index.json`
@@ -770,5 +816,40 @@ mod tests {
                 .expect("json");
         assert_eq!(index["annotations"]["x"], "y");
         assert_eq!(index["manifests"][0]["annotations"][REF_NAME], "t");
+    }
+
+    #[test]
+    fn several_tags_move_in_one_index_write_and_staged_blobs_are_adopted() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let layout = Layout::open_or_create(&dir.path().join("l")).expect("create");
+        let a = image(&layout, 5);
+        let b = image(&layout, 6);
+        layout.set_manifest(&a, Some("old")).expect("tag");
+        layout
+            .set_manifests(&[
+                (a.clone(), Some("x".to_owned())),
+                (b.clone(), Some("old".to_owned())),
+                (b.clone(), None),
+            ])
+            .expect("tags");
+        assert_eq!(layout.tags().expect("tags"), ["x", "old"]);
+        assert_eq!(layout.manifests().expect("manifests").len(), 2);
+
+        let staged = dir.path().join("staged");
+        fs::write(&staged, b"layer bytes").expect("write");
+        let digest = Digest::sha256_of(b"layer bytes");
+        layout.adopt_blob(&staged, &digest).expect("adopt");
+        layout.adopt_blob(&staged, &digest).expect("adopt twice");
+        let mut read = Vec::new();
+        layout
+            .open_blob(&digest, Some(11))
+            .expect("open")
+            .read_to_end(&mut read)
+            .expect("read");
+        assert_eq!(read, b"layer bytes");
+        let err = layout
+            .adopt_blob(&dir.path().join("missing"), &Digest::sha256_of(b"m"))
+            .expect_err("missing file");
+        assert!(err.to_string().contains("missing"), "{err}");
     }
 }

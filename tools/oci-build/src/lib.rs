@@ -62,8 +62,9 @@ pub struct Cli {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Build every image from its inputs (oci-build keeps no build cache yet, so
-    /// every build already does; accepted for stacker compatibility).
+    /// Build every image from its inputs, ignoring the build cache (which
+    /// otherwise skips an image whose directives, base and import contents
+    /// are unchanged); the cache is refreshed with the results.
     #[arg(long)]
     pub no_cache: bool,
 
@@ -138,8 +139,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         runtime: cli.runtime.clone(),
         echo: (!cli.output.quiet)
             .then(|| std::sync::Arc::new(|line: &str| eprintln!("{line}")) as build::run::Echo),
+        cache: !cli.no_cache,
     };
     let built = build::build(&plan, &options)?;
+    if !cli.output.quiet {
+        for image in built.iter().filter(|b| b.cached) {
+            eprintln!(
+                "oci-build: image {}: up to date (build cache; --no-cache rebuilds it)",
+                image.name
+            );
+        }
+    }
     for image in built.iter().filter(|b| !b.build_only) {
         let mut line = ImageLine::new(
             format!("oci:{}:{}", cli.oci_dir.display(), image.name),

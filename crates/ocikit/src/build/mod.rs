@@ -9,16 +9,21 @@
 //! ([`crate::layer::tree::write_diff`]). Blobs go to a staging store first;
 //! only when every image has built are the tagged images' blobs moved into
 //! the OCI layout and index.json rewritten, so a failed build tags nothing.
+//!
+//! Before an image is built, its inputs are fetched and checked and its
+//! cache key computed ([`cache`]); an image whose key matches its last
+//! build is taken from the cache without running anything.
 
+pub mod cache;
 pub mod fs;
 pub mod output;
 pub mod run;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::digest::{Algorithm, Digest, Hasher};
+use crate::digest::Digest;
 use crate::image::{self, ImageConfig};
 use crate::layer::{tree, Compression, LayerWriter};
 use crate::manifest::{self, Descriptor};
@@ -38,6 +43,9 @@ pub enum BuildError {
     /// Writing a layer failed.
     #[error(transparent)]
     Tree(#[from] tree::TreeError),
+    /// Reading or writing an OCI layout (the output, or an `oci` base) failed.
+    #[error(transparent)]
+    Layout(#[from] crate::layout::LayoutError),
     /// A tar base is unsafe or broken.
     #[error("tar base {}: entry {entry}: {message}", path.display())]
     BadTar {
@@ -115,6 +123,9 @@ pub struct BuildOptions {
     pub runtime: String,
     /// Receives the lines `run` scripts print (the tool shows them on stderr).
     pub echo: Option<run::Echo>,
+    /// Take unchanged images from the build cache (`--no-cache` turns it
+    /// off: every image is built, and the cache is refreshed).
+    pub cache: bool,
 }
 
 /// One image the build produced.
@@ -126,10 +137,13 @@ pub struct BuiltImage {
     pub manifest: Descriptor,
     /// Built only for other images: not tagged.
     pub build_only: bool,
+    /// Taken from the build cache: its inputs had not changed.
+    pub cached: bool,
 }
 
 /// What a finished image leaves for images built on it.
 struct Done {
+    manifest: Digest,
     rootfs: PathBuf,
     config: ImageConfig,
     layers: Vec<Descriptor>,
@@ -139,14 +153,17 @@ struct Done {
 /// `build_only` in the layout only when all of them built.
 pub fn build(plan: &Plan, options: &BuildOptions) -> Result<Vec<BuiltImage>, BuildError> {
     let staging = output::Staging::new(&options.work_dir.join("blobs"))?;
+    let cache = cache::Cache::new(&options.work_dir.join("cache"));
     let mut done: BTreeMap<String, Done> = BTreeMap::new();
     let mut built = Vec::new();
     for step in &plan.steps {
-        let (manifest, finished) = build_one(&step.image, options, &staging, &done)?;
+        let (manifest, finished, cached) =
+            build_one(&step.image, options, &staging, &cache, &done)?;
         built.push(BuiltImage {
             name: step.image.name.clone(),
             manifest,
             build_only: step.image.build_only,
+            cached,
         });
         done.insert(step.image.name.clone(), finished);
     }
@@ -165,12 +182,115 @@ fn host_arch() -> &'static str {
     }
 }
 
+/// A base, fetched and checked, before anything is built on it.
+enum BaseInput<'a> {
+    Scratch,
+    Tar {
+        /// The tar file on this host.
+        path: PathBuf,
+        /// How history names it.
+        shown: String,
+    },
+    Built(&'a Done),
+}
+
+fn resolve_base<'a>(
+    image: &Image,
+    options: &BuildOptions,
+    done: &'a BTreeMap<String, Done>,
+) -> Result<BaseInput<'a>, BuildError> {
+    let name = &image.name;
+    let unsupported = |message: String| BuildError::Unsupported {
+        image: name.clone(),
+        message,
+    };
+    Ok(match &image.from {
+        Base::Scratch => BaseInput::Scratch,
+        Base::Tar { url } => {
+            let path = match crate::stacker::file::stacker_url(url) {
+                Some((other, path)) => {
+                    let other_done = done.get(other).ok_or_else(|| {
+                        unsupported(format!("tar base {url}: image {other} is not built"))
+                    })?;
+                    fs::inside(&other_done.rootfs, path)?
+                }
+                None if url.starts_with("http://") || url.starts_with("https://") => {
+                    output::download(name, url, &options.work_dir.join("downloads"))?
+                }
+                None => PathBuf::from(url),
+            };
+            // History names a local tar by its file name only: the directory
+            // it was built in must not change the image.
+            let shown = if url.contains("://") {
+                url.clone()
+            } else {
+                url.rsplit('/').next().unwrap_or(url).to_owned()
+            };
+            BaseInput::Tar { path, shown }
+        }
+        Base::Built { tag } => BaseInput::Built(done.get(tag).ok_or_else(|| {
+            unsupported(format!("base image {tag} has not been built in this run"))
+        })?),
+        Base::Oci { layout, tag } => {
+            return Err(unsupported(format!(
+                "`from: {{type: oci, url: {layout}:{tag}}}` is not supported by oci-build yet (build the base in the same stacker.yaml and use `type: built`, or a `type: tar` of its root filesystem)"
+            )))
+        }
+        Base::Docker { url, .. } => {
+            return Err(unsupported(format!(
+                "`from: {{type: docker, url: {url}}}` is not supported by oci-build yet (export the base's root filesystem as a tar and use `type: tar`)"
+            )))
+        }
+    })
+}
+
+/// The cache key of an image: see [`cache`] for what it covers.
+fn cache_key(
+    image: &Image,
+    options: &BuildOptions,
+    base: &BaseInput<'_>,
+    imports: &[PathBuf],
+    env: &[String],
+) -> Result<Digest, BuildError> {
+    let mut key = cache::KeyBuilder::new();
+    key.text("compression", options.compression.name());
+    key.text(
+        "levels",
+        &format!(
+            "gzip {} zstd {} block {}",
+            crate::layer::GZIP_LEVEL,
+            crate::layer::ZSTD_LEVEL,
+            crate::layer::pgzip::BLOCK_SIZE
+        ),
+    );
+    key.text("epoch", &options.epoch.to_string());
+    key.text("platform", &format!("linux/{}", host_arch()));
+    key.text("directives", &format!("{image:?}"));
+    match base {
+        BaseInput::Scratch => key.text("base", "scratch"),
+        BaseInput::Tar { path, shown } => {
+            key.text("base tar", shown);
+            key.file("base tar content", path)?;
+        }
+        BaseInput::Built(parent) => key.text("base built", &parent.manifest.to_string()),
+    }
+    for (import, path) in image.imports.iter().zip(imports) {
+        key.tree(&import.path, path)?;
+    }
+    for overlay in &image.overlay_dirs {
+        key.tree(&overlay.dest, &overlay.source)?;
+    }
+    key.text("run environment", &cache::environment_text(env));
+    Ok(key.finish())
+}
+
 fn build_one(
     image: &Image,
     options: &BuildOptions,
     staging: &output::Staging,
+    cache: &cache::Cache,
     done: &BTreeMap<String, Done>,
-) -> Result<(Descriptor, Done), BuildError> {
+) -> Result<(Descriptor, Done, bool), BuildError> {
     let name = &image.name;
     let unsupported = |message: String| BuildError::Unsupported {
         image: name.clone(),
@@ -183,6 +303,35 @@ fn build_one(
         ));
     }
     let root = options.roots_dir.join(name);
+    // The inputs, fetched and checked, and the cache key over them.
+    let base = resolve_base(image, options, done)?;
+    let sources = image
+        .imports
+        .iter()
+        .map(|import| fetch_import(image, import, options, done))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = match image.script() {
+        Some(_) => run::environment(
+            name,
+            &image.build_env,
+            &image.build_env_passthrough,
+            std::env::vars(),
+        )?,
+        None => Vec::new(),
+    };
+    let key = cache_key(image, options, &base, &sources, &env)?;
+    if options.cache {
+        if let Some(hit) = cache.lookup(&key, &root, staging) {
+            let finished = Done {
+                manifest: hit.manifest.digest.clone(),
+                rootfs: root.join("rootfs"),
+                config: hit.config,
+                layers: hit.layers,
+            };
+            return Ok((hit.manifest, finished, true));
+        }
+    }
+
     fs::remove_tree(&root)?;
     let rootfs = root.join("rootfs");
     let lower_empty = root.join("empty");
@@ -194,68 +343,40 @@ fn build_one(
         ..ImageConfig::default()
     };
     // The base, and the tree the new layer is a diff against.
-    let lower: PathBuf = match &image.from {
-        Base::Scratch => {
+    let lower: PathBuf = match &base {
+        BaseInput::Scratch => {
             fs::mkdirs_755(&lower_empty)?;
             fs::mkdirs_755(&rootfs)?;
             lower_empty.clone()
         }
-        Base::Tar { url } => {
-            let tar_path = match crate::stacker::file::stacker_url(url) {
-                Some((other, path)) => {
-                    let other_done = done.get(other).ok_or_else(|| {
-                        unsupported(format!("tar base {url}: image {other} is not built"))
-                    })?;
-                    fs::inside(&other_done.rootfs, path)?
-                }
-                None if url.starts_with("http://") || url.starts_with("https://") => {
-                    output::download(name, url, &options.work_dir.join("downloads"))?
-                }
-                None => PathBuf::from(url),
-            };
+        BaseInput::Tar { path, shown } => {
             let base = root.join("base");
             fs::mkdirs_755(&base)?;
-            fs::unpack_tar(&tar_path, &base)?;
+            fs::unpack_tar(path, &base)?;
             // The base layer: the tar's contents, written reproducibly.
             let layer = write_layer(None, &base, options, staging)?;
-            // History names a local tar by its file name only: the directory
-            // it was built in must not change the image.
-            let shown = if url.contains("://") {
-                url.as_str()
-            } else {
-                url.rsplit('/').next().unwrap_or(url)
-            };
-            config.add_layer(layer.1.clone(), &created, &format!("oci-build: tar base {shown}"));
+            config.add_layer(
+                layer.1.clone(),
+                &created,
+                &format!("oci-build: tar base {shown}"),
+            );
             layers.push(layer.0);
             fs::copy_preserving(&base, &rootfs)?;
             base
         }
-        Base::Built { tag } => {
-            let parent = done.get(tag).ok_or_else(|| {
-                unsupported(format!("base image {tag} has not been built in this run"))
-            })?;
+        BaseInput::Built(parent) => {
             config = parent.config.clone();
             layers = parent.layers.clone();
             fs::copy_preserving(&parent.rootfs, &rootfs)?;
             parent.rootfs.clone()
-        }
-        Base::Oci { layout, tag } => {
-            return Err(unsupported(format!(
-                "`from: {{type: oci, url: {layout}:{tag}}}` is not supported by oci-build yet (build the base in the same stacker.yaml and use `type: built`, or a `type: tar` of its root filesystem)"
-            )))
-        }
-        Base::Docker { url, .. } => {
-            return Err(unsupported(format!(
-                "`from: {{type: docker, url: {url}}}` is not supported by oci-build yet (export the base's root filesystem as a tar and use `type: tar`)"
-            )))
         }
     };
 
     // Imports: staged for `run`, and copied in where they have a `dest`.
     let imports_dir = root.join("imports");
     fs::mkdirs(&imports_dir)?;
-    for import in &image.imports {
-        let source = fetch_import(image, import, options, done)?;
+    for (import, source) in image.imports.iter().zip(&sources) {
+        let source = source.as_path();
         let base_name = Path::new(import.path.trim_end_matches('/'))
             .file_name()
             .map(|n| n.to_owned())
@@ -267,7 +388,7 @@ fn build_one(
             gid: import.gid.unwrap_or(0),
         };
         let staged = imports_dir.join(&base_name);
-        fs::copy_normalized(&source, &staged, own)?;
+        fs::copy_normalized(source, &staged, own)?;
         if let Some(dest) = &import.dest {
             let dest_path = fs::inside(&rootfs, dest)?;
             let target = if contents_only || !(dest.ends_with('/') || dest_path.is_dir()) {
@@ -275,7 +396,7 @@ fn build_one(
             } else {
                 dest_path.join(&base_name)
             };
-            fs::copy_normalized(&source, &target, own)?;
+            fs::copy_normalized(source, &target, own)?;
         }
     }
     for overlay in &image.overlay_dirs {
@@ -379,13 +500,16 @@ fn build_one(
         extra: BTreeMap::new(),
     });
     fs::remove_tree(&imports_dir)?;
+    cache.store(&key, &manifest_desc, &root)?;
     Ok((
-        manifest_desc,
+        manifest_desc.clone(),
         Done {
+            manifest: manifest_desc.digest,
             rootfs,
             config,
             layers,
         },
+        false,
     ))
 }
 
@@ -428,7 +552,7 @@ fn fetch_import(
                 "a `hash` can only be checked on a file, and this is a directory".into(),
             ));
         }
-        let actual = sha256_file(&path)?;
+        let actual = cache::sha256_file(&path)?.hex().to_owned();
         if &actual != expected {
             return Err(BuildError::HashMismatch {
                 image: image.name.clone(),
@@ -439,26 +563,6 @@ fn fetch_import(
         }
     }
     Ok(path)
-}
-
-fn sha256_file(path: &Path) -> Result<String, BuildError> {
-    let mut file = std::fs::File::open(path).map_err(|e| BuildError::Io {
-        path: path.to_owned(),
-        source: e,
-    })?;
-    let mut hasher = Hasher::new(Algorithm::Sha256);
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| BuildError::Io {
-            path: path.to_owned(),
-            source: e,
-        })?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finish().hex().to_owned())
 }
 
 fn write_layer(

@@ -1,9 +1,9 @@
 //! Where a build's blobs go: a staging store while images build, then the
 //! OCI image layout once every image has built.
 //!
-//! This is the one place oci-build writes a layout (blobs by digest, then
-//! index.json replaced atomically with one entry per tag), kept small so it
-//! can switch to the shared layout module in one move.
+//! Staged blobs reach the output through [`crate::layout`], the layout code
+//! every tool shares (atomic blob writes, one atomic index.json update for
+//! all tags of a build).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -11,12 +11,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
+use crate::layout::Layout;
 use crate::manifest::{self, Descriptor, Manifest};
 
 use super::{BuildError, BuiltImage};
-
-/// The annotation that names a tag in an OCI layout's index.json.
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 fn io_err(path: &Path, source: std::io::Error) -> BuildError {
     BuildError::Io {
@@ -71,85 +69,40 @@ impl Staging {
     }
 }
 
-/// Moves the blobs of `images` into the layout at `oci_dir` and tags each
-/// image with its name, replacing earlier tags of the same names.
+/// Puts the blobs of `images` (manifests or indexes, and everything they
+/// refer to) into the layout at `oci_dir` (created if needed) and tags each
+/// image with its name, replacing earlier tags of the same names, through
+/// [`Layout`]: blobs appear complete or not at all, and every tag is set in
+/// one atomic replacement of index.json, so a failure tags nothing.
 pub fn publish(
     oci_dir: &Path,
     staging: &Staging,
     images: &[&BuiltImage],
 ) -> Result<(), BuildError> {
-    let blobs = oci_dir.join("blobs").join("sha256");
-    fs::create_dir_all(&blobs).map_err(|e| io_err(&blobs, e))?;
-    let layout_file = oci_dir.join("oci-layout");
-    if !layout_file.exists() {
-        write_atomically(&layout_file, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    }
     let mut wanted: BTreeSet<Digest> = BTreeSet::new();
-    for image in images {
-        let bytes = fs::read(staging.path(&image.manifest.digest))
-            .map_err(|e| io_err(&staging.path(&image.manifest.digest), e))?;
-        wanted.insert(image.manifest.digest.clone());
-        let parsed = Manifest::parse(&bytes, Some(manifest::OCI_MANIFEST)).map_err(|e| {
-            io_err(
-                &staging.path(&image.manifest.digest),
-                std::io::Error::other(e.to_string()),
-            )
-        })?;
-        for reference in parsed.references() {
-            wanted.insert(reference.digest.clone());
-        }
-    }
-    for digest in &wanted {
-        let dest = blobs.join(digest.hex());
-        if dest.exists() {
+    let mut stack: Vec<Descriptor> = images.iter().map(|i| i.manifest.clone()).collect();
+    while let Some(descriptor) = stack.pop() {
+        if !wanted.insert(descriptor.digest.clone()) {
             continue;
         }
-        let src = staging.path(digest);
-        if fs::hard_link(&src, &dest).is_err() {
-            let tmp = blobs.join(format!(".tmp-{}", digest.hex()));
-            fs::copy(&src, &tmp).map_err(|e| io_err(&src, e))?;
-            fs::rename(&tmp, &dest).map_err(|e| io_err(&dest, e))?;
+        if manifest::is_manifest_type(&descriptor.media_type) {
+            let path = staging.path(&descriptor.digest);
+            let bytes = fs::read(&path).map_err(|e| io_err(&path, e))?;
+            let parsed = Manifest::parse(&bytes, Some(&descriptor.media_type))
+                .map_err(|e| io_err(&path, std::io::Error::other(e.to_string())))?;
+            stack.extend(parsed.references().into_iter().cloned());
         }
     }
-    let index_path = oci_dir.join("index.json");
-    let mut index: serde_json::Value = match fs::read(&index_path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            io_err(
-                &index_path,
-                std::io::Error::other(format!("not a valid index.json: {e}")),
-            )
-        })?,
-        Err(_) => {
-            serde_json::json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": []})
-        }
-    };
-    let names: BTreeSet<&str> = images.iter().map(|i| i.name.as_str()).collect();
-    let mut manifests: Vec<serde_json::Value> = index["manifests"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| {
-            m["annotations"][REF_NAME]
-                .as_str()
-                .is_none_or(|name| !names.contains(name))
-        })
+    let layout = Layout::open_or_create(oci_dir)?;
+    for digest in &wanted {
+        layout.adopt_blob(&staging.path(digest), digest)?;
+    }
+    let entries: Vec<(Descriptor, Option<String>)> = images
+        .iter()
+        .map(|image| (image.manifest.clone(), Some(image.name.clone())))
         .collect();
-    for image in images {
-        let mut descriptor = image.manifest.clone();
-        descriptor
-            .annotations
-            .get_or_insert_with(Default::default)
-            .insert(REF_NAME.to_owned(), image.name.clone());
-        manifests.push(
-            serde_json::to_value(&descriptor)
-                .map_err(|e| io_err(&index_path, std::io::Error::other(e.to_string())))?,
-        );
-    }
-    index["manifests"] = serde_json::Value::Array(manifests);
-    let bytes = serde_json::to_vec(&index)
-        .map_err(|e| io_err(&index_path, std::io::Error::other(e.to_string())))?;
-    write_atomically(&index_path, &bytes)
+    layout.set_manifests(&entries)?;
+    Ok(())
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
