@@ -481,3 +481,183 @@ fn build_cache_hits_when_unchanged_and_rebuilds_on_any_content_change() {
     assert!(!cached(&stderr, "base"), "{stderr}");
     assert_eq!(restored, relabelled);
 }
+
+/// `from: oci` (`layout:tag`, split at the first colon) and `from: docker`
+/// with `docker://` (pulled from docker-registry, pushed there by oci-copy)
+/// and `oci:` references: the base's layers and config carry over, its
+/// whiteouts are applied, and a new base digest rebuilds the image.
+#[test]
+fn builds_on_oci_layouts_and_registry_images() {
+    let (Some(_), Some(umoci)) = (ocikit_e2e::require("runc"), ocikit_e2e::require("umoci")) else {
+        return;
+    };
+    let Some(registry) = ocikit_e2e::peers::DockerRegistry::start() else {
+        return;
+    };
+    let dir = temp_dir();
+    let d = dir.path();
+    if busybox_tar(d).is_none() {
+        return;
+    }
+    // The base: busybox, then a layer that deletes a file (a whiteout).
+    std::fs::write(
+        d.join("stacker.yaml"),
+        "busybox:\n  from: {type: tar, url: busybox.tar}\n  run: |\n    echo gone > /doomed\n    echo kept > /kept\n  environment: {FROM_BASE: 'yes'}\n  entrypoint: /bin/sh\n\
+         base:\n  from: {type: built, tag: busybox}\n  run: rm /doomed\n",
+    )
+    .expect("write");
+    let base = build_in(d, &["--oci-dir", "dest"]).0;
+    let status = std::process::Command::new(ocikit_e2e::bin_dir().join("oci-copy"))
+        .args(["-q", "oci:dest:base"])
+        .arg(format!("docker://{}/library/base:1.0", registry.addr))
+        .current_dir(d)
+        .status()
+        .expect("oci-copy");
+    assert!(status.success());
+
+    let yaml = |from: &str| {
+        format!(
+            "img:\n  from: {from}\n  run: |\n    test ! -e /doomed\n    cat /kept > /copied\n  labels: {{built: on-image}}\n"
+        )
+    };
+    let cases = [
+        ("{type: oci, url: 'dest:base'}", "oci"),
+        (
+            &format!(
+                "{{type: docker, url: 'docker://{}/library/base:1.0'}}",
+                registry.addr
+            ) as &str,
+            "docker",
+        ),
+        ("{type: docker, url: 'oci:dest:base'}", "docker-oci"),
+    ];
+    let base_manifest: Value = serde_json::from_slice(
+        &std::fs::read(d.join("dest/blobs/sha256").join(&base["base"][7..])).expect("manifest"),
+    )
+    .expect("json");
+    let base_layers = base_manifest["layers"].as_array().expect("layers").clone();
+    let mut digests = Vec::new();
+    for (from, name) in cases {
+        let project = d.join(name);
+        std::fs::create_dir_all(&project).expect("mkdir");
+        std::fs::write(project.join("stacker.yaml"), yaml(from)).expect("write");
+        // Relative `oci` paths are relative to where oci-build runs.
+        let out = tool("oci-build")
+            .current_dir(d)
+            .args(["-f", &format!("{name}/stacker.yaml"), "--oci-dir"])
+            .arg(format!("out-{name}"))
+            .args(["--roots-dir", &format!("roots-{name}")])
+            .assert()
+            .success();
+        let line = lines(&out.get_output().stdout).remove(0);
+        let digest = line["digest"].as_str().expect("digest").to_owned();
+        let manifest: Value = serde_json::from_slice(
+            &std::fs::read(
+                d.join(format!("out-{name}/blobs/sha256"))
+                    .join(&digest[7..]),
+            )
+            .expect("manifest"),
+        )
+        .expect("json");
+        let layers = manifest["layers"].as_array().expect("layers");
+        assert_eq!(layers.len(), base_layers.len() + 1, "{name}");
+        assert_eq!(layers[..base_layers.len()], base_layers[..], "{name}");
+        let bundle = d.join(format!("bundle-{name}"));
+        let unpack = std::process::Command::new(&umoci)
+            .args(["unpack", "--image"])
+            .arg(format!("out-{name}:img"))
+            .arg(&bundle)
+            .current_dir(d)
+            .output()
+            .expect("umoci");
+        assert!(
+            unpack.status.success(),
+            "{}",
+            String::from_utf8_lossy(&unpack.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(bundle.join("rootfs/copied")).expect("copied"),
+            "kept\n"
+        );
+        assert!(!bundle.join("rootfs/doomed").exists());
+        let config: Value =
+            serde_json::from_slice(&std::fs::read(bundle.join("config.json")).expect("config"))
+                .expect("json");
+        let env = config["process"]["env"].as_array().expect("env");
+        assert!(env.iter().any(|e| e == "FROM_BASE=yes"), "{env:?}");
+        assert_eq!(config["process"]["args"][0], "/bin/sh");
+        digests.push(digest);
+    }
+    // The same base by three routes: the same image.
+    assert_eq!(digests[0], digests[2]);
+    assert_eq!(digests[0], digests[1]);
+
+    // A new base under the same tag rebuilds; an unchanged one is cached.
+    let again = tool("oci-build")
+        .current_dir(d)
+        .args([
+            "-f",
+            "oci/stacker.yaml",
+            "--oci-dir",
+            "out-oci",
+            "--roots-dir",
+            "roots-oci",
+        ])
+        .assert()
+        .success();
+    assert!(cached(
+        &String::from_utf8_lossy(&again.get_output().stderr),
+        "img"
+    ));
+    let yaml_base = std::fs::read_to_string(d.join("stacker.yaml")).expect("read");
+    std::fs::write(
+        d.join("stacker.yaml"),
+        yaml_base.replace("rm /doomed", "rm /doomed; touch /new"),
+    )
+    .expect("write");
+    build_in(d, &["--oci-dir", "dest"]);
+    let (rebuilt, stderr) = build_in(
+        d,
+        &[
+            "-f",
+            "oci/stacker.yaml",
+            "--oci-dir",
+            "out-oci",
+            "--roots-dir",
+            "roots-oci",
+        ],
+    );
+    assert!(!cached(&stderr, "img"), "{stderr}");
+    assert_ne!(rebuilt["img"], digests[0]);
+
+    // Bad bases: a missing tag, an unreachable registry, no such layout.
+    let cases = [
+        (
+            "{type: oci, url: 'dest:nope'}",
+            "base oci dest:nope: dest: no image tagged \"nope\"",
+        ),
+        ("{type: oci, url: 'nowhere:x'}", "not an OCI image layout"),
+        (
+            &format!(
+                "{{type: docker, url: 'docker://{}/library/absent:1'}}",
+                registry.addr
+            ) as &str,
+            "library/absent",
+        ),
+        ("{type: docker, url: 'dir:/x'}", "dir:/x"),
+    ];
+    for (from, want) in cases {
+        std::fs::write(d.join("bad.yaml"), yaml(from)).expect("write");
+        let out = tool("oci-build")
+            .current_dir(d)
+            .args(["-f", "bad.yaml", "--oci-dir", "bad-out"])
+            .assert()
+            .code(1);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        assert!(
+            stderr.contains(want),
+            "{from}\n got: {stderr}\nwant: {want}"
+        );
+        assert!(index_tags(&d.join("bad-out")).is_empty());
+    }
+}

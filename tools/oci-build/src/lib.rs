@@ -24,9 +24,12 @@ use ocikit::stacker::{self, Substitutions};
     long_about = "Build OCI images from a stacker.yaml, reproducibly and without LXC.\n\n\
         Reads the stacker.yaml (and its config.prerequisites), substitutes ${{VAR}} \
         placeholders, orders the images by their dependencies and builds each one: \
-        its base (scratch, tar or another image of the build), imports, overlay_dirs \
+        its base (scratch, a tar, a tag of an OCI layout, an image of any transport \
+        such as docker://, or another image of the build), imports, overlay_dirs \
         and run steps (in a container, through an OCI runtime) become layers, written \
-        reproducibly (timestamps clamped to SOURCE_DATE_EPOCH, 0 when unset). Each \
+        reproducibly (timestamps clamped to SOURCE_DATE_EPOCH, 0 when unset). An image \
+        whose directives, base and import contents are unchanged since its last build \
+        is taken from the build cache (--no-cache rebuilds it). Each \
         image that is not build_only is tagged with its name in the --oci-dir layout \
         and printed as one JSON line on stdout; nothing is tagged unless every image \
         builds. With --dry-run, prints the plan instead (one JSON line per image: name, \
@@ -140,6 +143,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         echo: (!cli.output.quiet)
             .then(|| std::sync::Arc::new(|line: &str| eprintln!("{line}")) as build::run::Echo),
         cache: !cli.no_cache,
+        platform: build::host_platform(),
     };
     let built = build::build(&plan, &options)?;
     if !cli.output.quiet {

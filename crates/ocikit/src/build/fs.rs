@@ -8,8 +8,9 @@
 //! 0755 for directories and executables, 0644 for other files, or the
 //! import's `mode`. What `run` writes inside the container is kept exactly.
 
+use std::collections::HashSet;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
@@ -89,28 +90,53 @@ pub fn copy_preserving(src: &Path, dst: &Path) -> Result<(), BuildError> {
 /// would land outside it (`../`), as a base image must not write to the host.
 pub fn unpack_tar(tar_path: &Path, root: &Path) -> Result<(), BuildError> {
     let file = fs::File::open(tar_path).map_err(|e| io_err(tar_path, e))?;
-    let reader = crate::layer::decompress(file).map_err(|e| io_err(tar_path, e))?;
-    let mut archive = tar::Archive::new(reader);
+    unpack(file, tar_path, root, false)
+}
+
+/// Applies an image layer (plain, gzip or zstd) over `root`, as a runtime
+/// does: its entries unpacked (never outside `root`), `.wh.NAME` removing
+/// NAME from the layers below and `.wh..wh..opq` emptying its directory of
+/// what the layers below put there. The whole blob is read, so a reader
+/// that verifies its digest at the end of the stream gets to check it.
+/// `what` names the blob in errors.
+pub fn apply_layer(reader: impl Read + Send, what: &Path, root: &Path) -> Result<(), BuildError> {
+    unpack(reader, what, root, true)
+}
+
+const WHITEOUT: &str = ".wh.";
+const OPAQUE: &str = ".wh..wh..opq";
+
+fn unpack(
+    reader: impl Read + Send,
+    what: &Path,
+    root: &Path,
+    whiteouts: bool,
+) -> Result<(), BuildError> {
+    let mut reader = crate::layer::decompress(reader).map_err(|e| io_err(what, e))?;
+    let mut archive = tar::Archive::new(&mut reader);
     archive.set_preserve_permissions(true);
     archive.set_preserve_ownerships(true);
     archive.set_unpack_xattrs(true);
     archive.set_overwrite(true);
     mkdirs(root)?;
+    let bad = |entry: &Path, message: String| BuildError::BadTar {
+        path: what.to_owned(),
+        entry: entry.display().to_string(),
+        message,
+    };
     let mut dirs = Vec::new();
-    for entry in archive.entries().map_err(|e| io_err(tar_path, e))? {
-        let mut entry = entry.map_err(|e| io_err(tar_path, e))?;
-        let name = entry.path().map_err(|e| io_err(tar_path, e))?.into_owned();
+    // What this layer itself put in place: whiteouts only hide lower layers.
+    let mut added: HashSet<PathBuf> = HashSet::new();
+    for entry in archive.entries().map_err(|e| io_err(what, e))? {
+        let mut entry = entry.map_err(|e| io_err(what, e))?;
+        let name = entry.path().map_err(|e| io_err(what, e))?.into_owned();
         let mut rel = PathBuf::new();
         for component in name.components() {
             match component {
                 Component::Normal(part) => rel.push(part),
                 Component::CurDir | Component::RootDir => {}
                 Component::ParentDir | Component::Prefix(_) => {
-                    return Err(BuildError::BadTar {
-                        path: tar_path.to_owned(),
-                        entry: name.display().to_string(),
-                        message: "it climbs out of the root with `..`".into(),
-                    })
+                    return Err(bad(&name, "it climbs out of the root with `..`".into()))
                 }
             }
         }
@@ -121,12 +147,34 @@ pub fn unpack_tar(tar_path: &Path, root: &Path) -> Result<(), BuildError> {
             if entry.header().entry_type().is_hard_link()
                 && link.components().any(|c| c == Component::ParentDir)
             {
-                return Err(BuildError::BadTar {
-                    path: tar_path.to_owned(),
-                    entry: name.display().to_string(),
-                    message: "its hard link target climbs out of the root with `..`".into(),
-                });
+                return Err(bad(
+                    &name,
+                    "its hard link target climbs out of the root with `..`".into(),
+                ));
             }
+        }
+        let file_name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if whiteouts && file_name.starts_with(WHITEOUT) {
+            let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
+            let dir = inside_no_symlinks(root, &parent)?;
+            if file_name == OPAQUE {
+                if let Ok(children) = fs::read_dir(&dir) {
+                    for child in children.flatten() {
+                        if !added.contains(&parent.join(child.file_name())) {
+                            remove_any(&child.path())?;
+                        }
+                    }
+                }
+            } else {
+                let hidden = parent.join(&file_name[WHITEOUT.len()..]);
+                if !added.contains(&hidden) {
+                    remove_any(&dir.join(&file_name[WHITEOUT.len()..]))?;
+                }
+            }
+            continue;
         }
         let target = root.join(&rel);
         if let Some(parent) = target.parent() {
@@ -134,19 +182,54 @@ pub fn unpack_tar(tar_path: &Path, root: &Path) -> Result<(), BuildError> {
         }
         if entry.header().entry_type().is_dir() {
             dirs.push((target.clone(), entry.header().mode().unwrap_or(0o755)));
+            if fs::symlink_metadata(&target).is_ok_and(|m| !m.is_dir()) {
+                remove_any(&target)?;
+            }
+        } else if whiteouts {
+            // A later layer may replace a directory with a file.
+            if let Ok(meta) = fs::symlink_metadata(&target) {
+                if meta.is_dir() {
+                    remove_tree(&target)?;
+                }
+            }
         }
-        entry.unpack(&target).map_err(|e| BuildError::BadTar {
-            path: tar_path.to_owned(),
-            entry: name.display().to_string(),
-            message: e.to_string(),
+        // unpack_in resolves hard links inside `root` and refuses to write
+        // through a symlink that leads out of it.
+        let unpacked = entry.unpack_in(root).map_err(|e| {
+            // tar wraps the OS error: show both.
+            let cause = std::error::Error::source(&e)
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            bad(&name, format!("{e}{cause}"))
         })?;
+        if !unpacked {
+            return Err(bad(&name, "it would land outside the root".into()));
+        }
+        added.insert(rel);
     }
     // Directory modes last, so a read-only directory can still be filled.
     for (dir, mode) in dirs.into_iter().rev() {
         fs::set_permissions(&dir, fs::Permissions::from_mode(mode & 0o7777))
             .map_err(|e| io_err(&dir, e))?;
     }
+    io::copy(&mut reader, &mut io::sink()).map_err(|e| io_err(what, e))?;
     Ok(())
+}
+
+/// `rel` under `root`, refusing a path whose directories include a symlink
+/// (a whiteout must not delete through one, out of the root).
+fn inside_no_symlinks(root: &Path, rel: &Path) -> Result<PathBuf, BuildError> {
+    let mut at = root.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(io_err(
+                &at,
+                io::Error::other("a whiteout's directory is a symlink; refusing to follow it"),
+            ));
+        }
+    }
+    Ok(at)
 }
 
 /// How an import's files are owned and moded in the image.
@@ -300,5 +383,80 @@ mod tests {
             inside(Path::new("/r"), "/a/./b").expect("ok"),
             Path::new("/r/a/b")
         );
+    }
+
+    fn layer(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+        let mut data = Vec::new();
+        {
+            let mut builder = tar::Builder::new(&mut data);
+            for (path, content) in entries {
+                let mut header = tar::Header::new_gnu();
+                header.set_uid(0);
+                header.set_gid(0);
+                header.set_mtime(0);
+                match content {
+                    Some(bytes) => {
+                        header.set_entry_type(tar::EntryType::Regular);
+                        header.set_size(bytes.len() as u64);
+                        header.set_mode(0o644);
+                        builder
+                            .append_data(&mut header, path, &bytes[..])
+                            .expect("append");
+                    }
+                    None => {
+                        header.set_entry_type(tar::EntryType::Directory);
+                        header.set_size(0);
+                        header.set_mode(0o755);
+                        builder
+                            .append_data(&mut header, path, &b""[..])
+                            .expect("append");
+                    }
+                }
+            }
+            builder.finish().expect("finish");
+        }
+        data
+    }
+
+    #[test]
+    fn layers_apply_in_order_with_whiteouts() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path().join("root");
+        let what = Path::new("layer");
+        let lower = layer(&[
+            ("etc", None),
+            ("etc/keep", Some(b"k")),
+            ("etc/gone", Some(b"g")),
+            ("opaque", None),
+            ("opaque/old", Some(b"o")),
+            ("dir-to-file", None),
+            ("dir-to-file/x", Some(b"x")),
+        ]);
+        apply_layer(&lower[..], what, &root).expect("lower");
+        let upper = layer(&[
+            ("etc/.wh.gone", Some(b"")),
+            ("opaque", None),
+            ("opaque/.wh..wh..opq", Some(b"")),
+            ("opaque/new", Some(b"n")),
+            ("dir-to-file", Some(b"now a file")),
+        ]);
+        apply_layer(&upper[..], what, &root).expect("upper");
+        assert!(root.join("etc/keep").exists());
+        assert!(!root.join("etc/gone").exists());
+        assert!(!root.join("etc/.wh.gone").exists());
+        assert!(!root.join("opaque/old").exists());
+        assert_eq!(fs::read(root.join("opaque/new")).expect("new"), b"n");
+        assert!(!root.join("opaque/.wh..wh..opq").exists());
+        assert_eq!(
+            fs::read(root.join("dir-to-file")).expect("file"),
+            b"now a file"
+        );
+
+        // A whiteout through a symlink is refused.
+        std::os::unix::fs::symlink("/", root.join("escape")).expect("ln");
+        let evil = layer(&[("escape/.wh.etc", Some(b""))]);
+        let err = apply_layer(&evil[..], what, &root).expect_err("refused");
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert!(Path::new("/etc").exists());
     }
 }

@@ -14,6 +14,7 @@
 //! cache key computed ([`cache`]); an image whose key matches its last
 //! build is taken from the cache without running anything.
 
+pub mod base;
 pub mod cache;
 pub mod fs;
 pub mod output;
@@ -96,6 +97,16 @@ pub enum BuildError {
         /// Why.
         message: String,
     },
+    /// An `oci` or `docker` base cannot be found, pulled or read.
+    #[error("image {image}: base {base}: {message}")]
+    Base {
+        /// The image.
+        image: String,
+        /// The base as written.
+        base: String,
+        /// Why, and the fix.
+        message: String,
+    },
     /// A feature of the format this build cannot do.
     #[error("image {image}: {message}")]
     Unsupported {
@@ -123,6 +134,10 @@ pub struct BuildOptions {
     pub runtime: String,
     /// Receives the lines `run` scripts print (the tool shows them on stderr).
     pub echo: Option<run::Echo>,
+    /// The platform the images are built for (`os`, `architecture`,
+    /// `variant`): it picks a base's manifest from an index and is the
+    /// default of the config's `os` and `architecture`.
+    pub platform: manifest::Platform,
     /// Take unchanged images from the build cache (`--no-cache` turns it
     /// off: every image is built, and the cache is refreshed).
     pub cache: bool,
@@ -172,13 +187,14 @@ pub fn build(plan: &Plan, options: &BuildOptions) -> Result<Vec<BuiltImage>, Bui
     Ok(built)
 }
 
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
+/// The platform of this machine (`linux/amd64`), the default target.
+pub fn host_platform() -> manifest::Platform {
+    let (os, architecture) = crate::copy::host_platform();
+    manifest::Platform {
+        architecture: architecture.to_owned(),
+        os: os.to_owned(),
+        variant: None,
+        extra: BTreeMap::new(),
     }
 }
 
@@ -192,6 +208,7 @@ enum BaseInput<'a> {
         shown: String,
     },
     Built(&'a Done),
+    Image(Box<base::ImageBase>),
 }
 
 fn resolve_base<'a>(
@@ -231,16 +248,12 @@ fn resolve_base<'a>(
         Base::Built { tag } => BaseInput::Built(done.get(tag).ok_or_else(|| {
             unsupported(format!("base image {tag} has not been built in this run"))
         })?),
-        Base::Oci { layout, tag } => {
-            return Err(unsupported(format!(
-                "`from: {{type: oci, url: {layout}:{tag}}}` is not supported by oci-build yet (build the base in the same stacker.yaml and use `type: built`, or a `type: tar` of its root filesystem)"
-            )))
-        }
-        Base::Docker { url, .. } => {
-            return Err(unsupported(format!(
-                "`from: {{type: docker, url: {url}}}` is not supported by oci-build yet (export the base's root filesystem as a tar and use `type: tar`)"
-            )))
-        }
+        Base::Oci { .. } | Base::Docker { .. } => BaseInput::Image(Box::new(base::resolve(
+            name,
+            &image.from,
+            &options.platform,
+            &options.work_dir.join("bases"),
+        )?)),
     })
 }
 
@@ -264,7 +277,7 @@ fn cache_key(
         ),
     );
     key.text("epoch", &options.epoch.to_string());
-    key.text("platform", &format!("linux/{}", host_arch()));
+    key.text("platform", &base::platform_name(&options.platform));
     key.text("directives", &format!("{image:?}"));
     match base {
         BaseInput::Scratch => key.text("base", "scratch"),
@@ -273,6 +286,7 @@ fn cache_key(
             key.file("base tar content", path)?;
         }
         BaseInput::Built(parent) => key.text("base built", &parent.manifest.to_string()),
+        BaseInput::Image(base) => key.text("base image", &base.manifest.digest.to_string()),
     }
     for (import, path) in image.imports.iter().zip(imports) {
         key.tree(&import.path, path)?;
@@ -338,8 +352,9 @@ fn build_one(
     let created = image::rfc3339(options.epoch);
     let mut layers = Vec::new();
     let mut config = ImageConfig {
-        architecture: host_arch().to_owned(),
-        os: "linux".to_owned(),
+        architecture: options.platform.architecture.clone(),
+        os: options.platform.os.clone(),
+        variant: options.platform.variant.clone(),
         ..ImageConfig::default()
     };
     // The base, and the tree the new layer is a diff against.
@@ -369,6 +384,20 @@ fn build_one(
             layers = parent.layers.clone();
             fs::copy_preserving(&parent.rootfs, &rootfs)?;
             parent.rootfs.clone()
+        }
+        BaseInput::Image(from) => {
+            let base = root.join("base");
+            fs::mkdirs_755(&base)?;
+            for layer in &from.layers {
+                let blob = from.layout.blob_path(&layer.digest);
+                let reader = from.layout.open_blob(&layer.digest, Some(layer.size))?;
+                fs::apply_layer(reader, &blob, &base)?;
+                staging.link(&blob, &layer.digest)?;
+            }
+            config = from.config.clone();
+            layers = from.layers.clone();
+            fs::copy_preserving(&base, &rootfs)?;
+            base
         }
     };
 
@@ -496,7 +525,7 @@ fn build_one(
     manifest_desc.platform = Some(manifest::Platform {
         architecture: config.architecture.clone(),
         os: config.os.clone(),
-        variant: None,
+        variant: config.variant.clone(),
         extra: BTreeMap::new(),
     });
     fs::remove_tree(&imports_dir)?;

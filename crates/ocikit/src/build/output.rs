@@ -58,6 +58,23 @@ impl Staging {
         fs::rename(tmp, &dest).map_err(|e| io_err(&dest, e))
     }
 
+    /// Adds `file`, a blob whose digest is known (a base image's layer in
+    /// another layout), by hard link or, across filesystems, by copy.
+    pub fn link(&self, file: &Path, digest: &Digest) -> Result<(), BuildError> {
+        let dest = self.path(digest);
+        if dest.exists() {
+            return Ok(());
+        }
+        if fs::hard_link(file, &dest).is_ok() {
+            return Ok(());
+        }
+        let (mut out, tmp) = self.temp()?;
+        let mut src = fs::File::open(file).map_err(|e| io_err(file, e))?;
+        std::io::copy(&mut src, &mut out).map_err(|e| io_err(&tmp, e))?;
+        drop(out);
+        self.commit(&tmp, digest)
+    }
+
     /// Stores `bytes` and returns their descriptor.
     pub fn put_bytes(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor, BuildError> {
         let digest = Digest::sha256_of(bytes);
