@@ -23,7 +23,7 @@ _oci__build() {
 
     case "${cmd}" in
         oci__build)
-            opts="-f -q -h -V --stacker-file --oci-dir --substitute --substitute-file --require-hash --dry-run --no-cache --layer-type --compression --runtime --roots-dir --stacker-dir --quiet --help --version"
+            opts="-f -q -h -V --stacker-file --oci-dir --substitute --substitute-file --require-hash --dry-run --no-cache --layer-type --compression --platform --runtime --roots-dir --stacker-dir --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -55,6 +55,10 @@ _oci__build() {
                     ;;
                 --compression)
                     COMPREPLY=($(compgen -W "gzip zstd" -- "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --runtime)

@@ -5,6 +5,7 @@ complete -c oci-build -l substitute-file -d 'A YAML file of KEY: VALUE substitut
 complete -c oci-build -l layer-type -d 'The layer format (only `tar`, OCI\'s; stacker\'s squashfs is not supported)' -r -f -a "tar\t''"
 complete -c oci-build -l compression -d 'Layer compression: gzip (read everywhere) or zstd (faster and smaller)' -r -f -a "gzip\t''
 zstd\t''"
+complete -c oci-build -l platform -d 'Build for these platforms, OS/ARCH[/VARIANT], comma-separated (default: this machine\'s). ${{TARGETOS}}, ${{TARGETARCH}} and ${{TARGETVARIANT}} are set for each; with more than one, each image is tagged as an image index of one manifest per platform. A run step needs a platform this machine can execute (its own, or one with a binfmt_misc handler)' -r
 complete -c oci-build -l runtime -d 'The OCI runtime that executes `run` steps' -r
 complete -c oci-build -l roots-dir -d 'Where image root filesystems are kept (its path is also ${{STACKER_ROOTFS_DIR}})' -r -F
 complete -c oci-build -l stacker-dir -d 'Scratch space for staged blobs, downloads and runtime bundles' -r -F

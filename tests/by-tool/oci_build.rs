@@ -120,6 +120,30 @@ fn busybox_tar(dir: &Path) -> Option<PathBuf> {
     Some(tar)
 }
 
+/// The image config of `tag` in the layout `oci`, read without ocikit.
+fn image_config(oci: &Path, tag: &str) -> Value {
+    let read = |digest: &str| -> Value {
+        serde_json::from_slice(
+            &std::fs::read(oci.join("blobs/sha256").join(&digest[7..])).expect("blob"),
+        )
+        .expect("json")
+    };
+    let index = read_json(&oci.join("index.json"));
+    let entry = index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .expect("tagged")
+        .clone();
+    let manifest = read(entry["digest"].as_str().expect("digest"));
+    read(manifest["config"]["digest"].as_str().expect("config"))
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json")
+}
+
 fn index_tags(oci: &Path) -> Vec<String> {
     let Ok(bytes) = std::fs::read(oci.join("index.json")) else {
         return Vec::new();
@@ -507,13 +531,12 @@ fn builds_on_oci_layouts_and_registry_images() {
     )
     .expect("write");
     let base = build_in(d, &["--oci-dir", "dest"]).0;
-    let status = std::process::Command::new(ocikit_e2e::bin_dir().join("oci-copy"))
+    tool("oci-copy")
         .args(["-q", "oci:dest:base"])
         .arg(format!("docker://{}/library/base:1.0", registry.addr))
         .current_dir(d)
-        .status()
-        .expect("oci-copy");
-    assert!(status.success());
+        .assert()
+        .success();
 
     let yaml = |from: &str| {
         format!(
@@ -660,4 +683,194 @@ fn builds_on_oci_layouts_and_registry_images() {
         );
         assert!(index_tags(&d.join("bad-out")).is_empty());
     }
+}
+
+/// `--platform`: each image built once per platform with TARGETOS,
+/// TARGETARCH and TARGETVARIANT substituted, tagged as an image index that
+/// skopeo reads per platform; a run step for a platform this machine cannot
+/// execute is a clear error and tags nothing.
+#[test]
+fn builds_an_image_index_for_several_platforms() {
+    let dir = temp_dir();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("bin")).expect("mkdir");
+    std::fs::write(d.join("bin/tool-amd64"), "amd64 build\n").expect("write");
+    std::fs::write(d.join("bin/tool-arm64"), "arm64 build\n").expect("write");
+    std::fs::write(
+        d.join("stacker.yaml"),
+        "app:\n  from: {type: scratch}\n  imports:\n    - path: bin/tool-${{TARGETARCH}}\n      dest: /usr/bin/tool\n  labels:\n    target: ${{TARGETOS}}-${{TARGETARCH}}-${{TARGETVARIANT:none}}\n",
+    )
+    .expect("write");
+    let out = tool("oci-build")
+        .current_dir(d)
+        .args(["--platform", "linux/amd64,linux/arm64/v8"])
+        .assert()
+        .success();
+    let line = lines(&out.get_output().stdout).remove(0);
+    assert_eq!(line["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(index_tags(&d.join("oci")), ["app"]);
+    let blob = |digest: &str| -> Value {
+        serde_json::from_slice(
+            &std::fs::read(d.join("oci/blobs/sha256").join(&digest[7..])).expect("blob"),
+        )
+        .expect("json")
+    };
+    let index = blob(line["digest"].as_str().expect("digest"));
+    let manifests = index["manifests"].as_array().expect("manifests");
+    assert_eq!(manifests.len(), 2);
+    assert_eq!(
+        manifests[0]["platform"],
+        serde_json::json!({"architecture": "amd64", "os": "linux"})
+    );
+    assert_eq!(
+        manifests[1]["platform"],
+        serde_json::json!({"architecture": "arm64", "os": "linux", "variant": "v8"})
+    );
+    let config = |i: usize| {
+        blob(
+            blob(manifests[i]["digest"].as_str().expect("d"))["config"]["digest"]
+                .as_str()
+                .expect("c"),
+        )
+    };
+    assert_eq!(config(0)["architecture"], "amd64");
+    assert_eq!(config(0)["config"]["Labels"]["target"], "linux-amd64-");
+    assert_eq!(config(1)["architecture"], "arm64");
+    assert_eq!(config(1)["variant"], "v8");
+    assert_eq!(config(1)["config"]["Labels"]["target"], "linux-arm64-v8");
+    assert_ne!(manifests[0]["digest"], manifests[1]["digest"]);
+
+    if let Some(skopeo) = ocikit_e2e::require("skopeo") {
+        let inspect = std::process::Command::new(skopeo)
+            .args([
+                "inspect",
+                "--override-arch",
+                "arm64",
+                "--override-variant",
+                "v8",
+            ])
+            .arg(format!("oci:{}:app", d.join("oci").display()))
+            .output()
+            .expect("skopeo");
+        assert!(
+            inspect.status.success(),
+            "{}",
+            String::from_utf8_lossy(&inspect.stderr)
+        );
+        let info: Value = serde_json::from_slice(&inspect.stdout).expect("json");
+        assert_eq!(info["Architecture"], "arm64");
+        assert_eq!(info["Labels"]["target"], "linux-arm64-v8");
+    }
+
+    // Unchanged: cached per platform, the same index.
+    let (again, stderr) = build_in(d, &["--platform", "linux/amd64,linux/arm64/v8"]);
+    assert!(cached(&stderr, "app"), "{stderr}");
+    assert_eq!(again["app"], line["digest"].as_str().expect("digest"));
+
+    // A run step for a platform this machine cannot execute.
+    if std::path::Path::new("/proc/sys/fs/binfmt_misc/qemu-s390x").exists() {
+        eprintln!(
+            "SKIPPED: a binfmt_misc handler for s390x is registered; cannot test the refusal"
+        );
+        return;
+    }
+    std::fs::write(
+        d.join("stacker.yaml"),
+        "other:\n  from: {type: scratch}\n  run: echo never\n",
+    )
+    .expect("write");
+    let out = tool("oci-build")
+        .current_dir(d)
+        .args([
+            "--platform",
+            "linux/amd64,linux/s390x",
+            "--oci-dir",
+            "foreign",
+        ])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr.contains(
+            "image other: its run (or generate_labels) script must execute linux/s390x programs"
+        ),
+        "{stderr}"
+    );
+    assert!(index_tags(&d.join("foreign")).is_empty());
+
+    // A malformed --platform is a usage error.
+    let out = tool("oci-build")
+        .current_dir(d)
+        .args(["--platform", "linux"])
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("--platform: platform \"linux\" is not OS/ARCH[/VARIANT]"),
+        "{stderr}"
+    );
+}
+
+/// `generate_labels` runs after `run` over a throwaway copy of the image:
+/// each file it writes to /oci-labels (or /stacker/oci-labels) becomes a
+/// label; nothing else it does reaches the image.
+#[test]
+fn generate_labels_turns_files_into_labels() {
+    let (Some(_), Some(umoci)) = (ocikit_e2e::require("runc"), ocikit_e2e::require("umoci")) else {
+        return;
+    };
+    let dir = temp_dir();
+    let d = dir.path();
+    if busybox_tar(d).is_none() {
+        return;
+    }
+    std::fs::write(
+        d.join("stacker.yaml"),
+        "img:\n  from: {type: tar, url: busybox.tar}\n  run: echo 1.2.3 > /version\n  labels: {static: 'yes', version: overridden}\n  generate_labels: |\n    printf %s \"$(cat /version)\" > /oci-labels/version\n    echo -n rocks > /stacker/oci-labels/meshuggah\n    touch /not-recorded\n",
+    )
+    .expect("write");
+    let (built, _) = build_in(d, &[]);
+    assert!(built.contains_key("img"));
+    let bundle = d.join("bundle");
+    let unpack = std::process::Command::new(&umoci)
+        .args(["unpack", "--image", "oci:img"])
+        .arg(&bundle)
+        .current_dir(d)
+        .output()
+        .expect("umoci");
+    assert!(
+        unpack.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unpack.stderr)
+    );
+    assert!(bundle.join("rootfs/version").exists());
+    for absent in ["not-recorded", "oci-labels", "stacker"] {
+        assert!(
+            !bundle.join("rootfs").join(absent).exists(),
+            "/{absent} in the image"
+        );
+    }
+    let config = image_config(&d.join("oci"), "img");
+    let labels = &config["config"]["Labels"];
+    assert_eq!(labels["version"], "1.2.3", "{labels}");
+    assert_eq!(labels["meshuggah"], "rocks");
+    assert_eq!(labels["static"], "yes");
+
+    // A failing label script fails the build and tags nothing.
+    std::fs::write(
+        d.join("stacker.yaml"),
+        "img:\n  from: {type: tar, url: busybox.tar}\n  generate_labels: exit 4\n",
+    )
+    .expect("write");
+    let out = tool("oci-build")
+        .current_dir(d)
+        .args(["--oci-dir", "failed"])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("image img (generate_labels): run failed with exit status 4"),
+        "{stderr}"
+    );
+    assert!(index_tags(&d.join("failed")).is_empty());
 }

@@ -199,6 +199,24 @@ pub fn manifest_bytes(
     .unwrap_or_default()
 }
 
+/// The bytes of an OCI image index over `manifests` (each descriptor with
+/// its platform), in the order given: the multi-platform form of an image.
+pub fn index_bytes(manifests: &[Descriptor]) -> Vec<u8> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ImageIndex<'a> {
+        schema_version: u32,
+        media_type: &'static str,
+        manifests: &'a [Descriptor],
+    }
+    serde_json::to_vec(&ImageIndex {
+        schema_version: 2,
+        media_type: manifest::OCI_INDEX,
+        manifests,
+    })
+    .unwrap_or_default()
+}
+
 /// `epoch` (seconds since 1970, UTC) as RFC 3339: `1970-01-01T00:00:00Z`.
 pub fn rfc3339(epoch: u64) -> String {
     let days = epoch / 86_400;

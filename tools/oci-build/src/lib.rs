@@ -79,6 +79,14 @@ pub struct Cli {
     #[arg(long, value_name = "ALGORITHM", default_value = "gzip", value_parser = ["gzip", "zstd"])]
     pub compression: String,
 
+    /// Build for these platforms, OS/ARCH[/VARIANT], comma-separated (default:
+    /// this machine's). ${{TARGETOS}}, ${{TARGETARCH}} and ${{TARGETVARIANT}} are set
+    /// for each; with more than one, each image is tagged as an image index of
+    /// one manifest per platform. A run step needs a platform this machine can
+    /// execute (its own, or one with a binfmt_misc handler).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub platform: Vec<String>,
+
     /// The OCI runtime that executes `run` steps.
     #[arg(long, value_name = "PROGRAM", default_value = "runc")]
     pub runtime: String,
@@ -116,16 +124,40 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     for arg in &cli.substitute {
         subs.add_arg(arg).map_err(ocikit_cli::usage)?;
     }
-    let plan = stacker::load(&cli.stacker_file, &subs, cli.require_hash)?;
+    let platforms = if cli.platform.is_empty() {
+        vec![build::host_platform()]
+    } else {
+        cli.platform
+            .iter()
+            .map(|p| build::parse_platform(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ocikit_cli::usage(anyhow::anyhow!("--platform: {e}")))?
+    };
+    // One plan per platform: substitution is textual, before parsing.
+    let mut plans = Vec::new();
+    for platform in &platforms {
+        let mut subs = subs.clone();
+        subs.set("TARGETOS", &platform.os);
+        subs.set("TARGETARCH", &platform.architecture);
+        subs.set("TARGETVARIANT", platform.variant.as_deref().unwrap_or(""));
+        let plan = stacker::load(&cli.stacker_file, &subs, cli.require_hash)?;
+        plans.push((platform.clone(), plan));
+    }
     if !cli.output.quiet {
-        for warning in &plan.warnings {
+        for warning in &plans[0].1.warnings {
             tracing::warn!("{warning}");
         }
     }
     let mut out = std::io::stdout().lock();
     if cli.dry_run {
-        for step in &plan.steps {
-            writeln!(out, "{}", step.summary()).context("writing the plan to stdout")?;
+        for (platform, plan) in &plans {
+            for step in &plan.steps {
+                let mut line = step.summary();
+                if platforms.len() > 1 {
+                    line["platform"] = build::base::platform_name(platform).into();
+                }
+                writeln!(out, "{line}").context("writing the plan to stdout")?;
+            }
         }
         out.flush().context("writing the plan to stdout")?;
         return Ok(ExitCode::SUCCESS);
@@ -143,9 +175,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         echo: (!cli.output.quiet)
             .then(|| std::sync::Arc::new(|line: &str| eprintln!("{line}")) as build::run::Echo),
         cache: !cli.no_cache,
-        platform: build::host_platform(),
+        platform: platforms[0].clone(),
     };
-    let built = build::build(&plan, &options)?;
+    let built = if plans.len() == 1 {
+        build::build(&plans[0].1, &options)?
+    } else {
+        build::build_platforms(&plans, &options)?
+    };
     if !cli.output.quiet {
         for image in built.iter().filter(|b| b.cached) {
             eprintln!(

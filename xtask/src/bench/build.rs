@@ -14,13 +14,20 @@
 //! scratch image importing one file), and a no-change rebuild is timed
 //! against the same build with `--no-cache`. Issue 6's target for the
 //! no-change rebuild is under 0.5 s.
+//!
+//! `--levels` adds a sweep of the parallel gzip writer over levels 1–6 on
+//! the same tree, each against umoci's time and layer size: the data behind
+//! the pinned `GZIP_LEVEL`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use ocikit::layer::{tree, Compression, LayerWriter};
+use std::io::Write;
+
+use ocikit::digest::{Algorithm, Hasher, HashingWriter};
+use ocikit::layer::{pgzip, tree, Compression, LayerWriter};
 
 use super::{measure, median_of, mib, secs, Measurement, Table};
 
@@ -33,9 +40,10 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("umoci is not installed (apt-get install umoci); the bench compares against it");
     }
     let dev = args.iter().any(|a| a == "--dev");
+    let sweep = args.iter().any(|a| a == "--levels");
     let oci_build = build_binary(dev)?;
     let dir = std::env::temp_dir().join(format!("ocikit-bench-build-{}", std::process::id()));
-    let result = bench(&dir, &oci_build);
+    let result = bench(&dir, &oci_build, sweep);
     std::fs::remove_dir_all(&dir).ok();
     result
 }
@@ -59,7 +67,7 @@ fn build_binary(dev: bool) -> Result<PathBuf> {
         .join("oci-build"))
 }
 
-fn bench(dir: &Path, oci_build: &Path) -> Result<()> {
+fn bench(dir: &Path, oci_build: &Path, sweep: bool) -> Result<()> {
     let tree = dir.join("tree");
     generate_tree(&tree)?;
     let (cold, warm) = rebuild(&tree, dir, oci_build)?;
@@ -112,6 +120,9 @@ fn bench(dir: &Path, oci_build: &Path) -> Result<()> {
         secs(cold.wall),
         secs(warm.wall),
     );
+    if sweep {
+        levels(&tree, dir, &umoci, umoci_size)?;
+    }
     Ok(())
 }
 
@@ -263,4 +274,69 @@ fn blobs(layout: &Path) -> Result<Vec<PathBuf>> {
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect())
+}
+
+/// Feeds the uncompressed stream to a hasher on its way into a compressor,
+/// as [`LayerWriter`] does for the diff_id.
+struct DiffId<W: Write> {
+    inner: W,
+    hasher: Hasher,
+}
+
+impl<W: Write> Write for DiffId<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// `--levels`: the parallel gzip writer at each level 1–6 on the same tree
+/// (hashing both streams, as a layer write does), against umoci's layer:
+/// the data behind the pinned [`ocikit::layer::GZIP_LEVEL`].
+fn levels(tree: &Path, dir: &Path, umoci: &Measurement, umoci_size: u64) -> Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let out = dir.join("level.gz");
+    println!(
+        "### pgzip levels: {threads} threads, {} KiB blocks, median of {RUNS}\n\n\
+         | level | wall | CPU | size | speed vs umoci | size vs umoci |\n|---|---|---|---|---|---|",
+        pgzip::BLOCK_SIZE >> 10
+    );
+    for level in 1..=6 {
+        let mut size = 0;
+        let m = median_of(RUNS, || {
+            let started = Instant::now();
+            let cpu = super::self_cpu();
+            let file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&out)?);
+            let hashing = HashingWriter::new(file, Algorithm::Sha256);
+            let writer = DiffId {
+                inner: pgzip::ParallelGzipWriter::new(hashing, level, threads),
+                hasher: Hasher::new(Algorithm::Sha256),
+            };
+            let (writer, _) = tree::write_tree(tree, writer, 0)?;
+            let _diff_id = writer.hasher.finish();
+            let (file, compressed) = writer.inner.finish()?.into_parts();
+            file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            size = compressed.bytes_hashed();
+            Ok(Measurement {
+                wall: started.elapsed(),
+                cpu: super::self_cpu() - cpu,
+                max_rss: 0,
+            })
+        })?;
+        println!(
+            "| {level} | {:.2} s | {:.2} s | {:.2} MiB | {:.2}× | {:.3} |",
+            secs(m.wall),
+            secs(m.cpu),
+            mib(size),
+            secs(umoci.wall) / secs(m.wall),
+            size as f64 / umoci_size as f64,
+        );
+    }
+    println!();
+    Ok(())
 }

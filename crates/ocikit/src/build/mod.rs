@@ -167,13 +167,113 @@ struct Done {
 /// Builds every image of `plan` in order; tags the images that are not
 /// `build_only` in the layout only when all of them built.
 pub fn build(plan: &Plan, options: &BuildOptions) -> Result<Vec<BuiltImage>, BuildError> {
+    check_platform(plan, &options.platform)?;
     let staging = output::Staging::new(&options.work_dir.join("blobs"))?;
     let cache = cache::Cache::new(&options.work_dir.join("cache"));
+    let built = build_plan(plan, options, &staging, &cache)?;
+    let tagged: Vec<&BuiltImage> = built.iter().filter(|b| !b.build_only).collect();
+    output::publish(&options.oci_dir, &staging, &tagged)?;
+    Ok(built)
+}
+
+/// Builds each plan for its platform (the plans differ only by the
+/// `TARGETOS`/`TARGETARCH`/`TARGETVARIANT` substitutions) and makes each
+/// image an image index of its per-platform manifests, in the order the
+/// platforms are given. Root filesystems are kept apart per platform
+/// (`roots/<os>-<arch>[-<variant>]/<image>`); the staging store and the
+/// cache are shared (a key covers the platform). As with [`build`],
+/// nothing is tagged unless every image builds for every platform.
+pub fn build_platforms(
+    plans: &[(manifest::Platform, Plan)],
+    options: &BuildOptions,
+) -> Result<Vec<BuiltImage>, BuildError> {
+    for (platform, plan) in plans {
+        check_platform(plan, platform)?;
+    }
+    let staging = output::Staging::new(&options.work_dir.join("blobs"))?;
+    let cache = cache::Cache::new(&options.work_dir.join("cache"));
+    // Per image name, in the order first seen: its build for each platform.
+    let mut images: Vec<(String, bool, Vec<BuiltImage>)> = Vec::new();
+    for (platform, plan) in plans {
+        let dir = base::platform_name(platform).replace('/', "-");
+        let per_platform = BuildOptions {
+            platform: platform.clone(),
+            roots_dir: options.roots_dir.join(dir),
+            ..options.clone()
+        };
+        for image in build_plan(plan, &per_platform, &staging, &cache)? {
+            match images.iter_mut().find(|(name, _, _)| *name == image.name) {
+                Some((_, _, builds)) => builds.push(image),
+                None => images.push((image.name.clone(), image.build_only, vec![image])),
+            }
+        }
+    }
+    let mut built = Vec::new();
+    for (name, build_only, builds) in images {
+        let manifests: Vec<Descriptor> = builds.iter().map(|b| b.manifest.clone()).collect();
+        let bytes = image::index_bytes(&manifests);
+        built.push(BuiltImage {
+            name,
+            manifest: staging.put_bytes(manifest::OCI_INDEX, &bytes)?,
+            build_only,
+            cached: builds.iter().all(|b| b.cached),
+        });
+    }
+    let tagged: Vec<&BuiltImage> = built.iter().filter(|b| !b.build_only).collect();
+    output::publish(&options.oci_dir, &staging, &tagged)?;
+    Ok(built)
+}
+
+/// Refuses, before anything is built, a plan with a script to execute for a
+/// platform this machine cannot execute.
+fn check_platform(plan: &Plan, platform: &manifest::Platform) -> Result<(), BuildError> {
+    for step in &plan.steps {
+        let image = &step.image;
+        if image.script().is_some() || image.label_script().is_some() {
+            run::check_platform(&image.name, platform)?;
+        }
+    }
+    Ok(())
+}
+
+/// Parses `os/arch[/variant]` (`linux/arm64`, `linux/arm/v7`).
+pub fn parse_platform(s: &str) -> Result<manifest::Platform, String> {
+    let parts: Vec<&str> = s.split('/').collect();
+    match parts.as_slice() {
+        [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => {
+            let variant = parts
+                .get(2)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.to_string());
+            if parts.len() == 3 && variant.is_none() {
+                return Err(format!(
+                    "platform {s:?} has an empty variant (write os/arch or os/arch/variant)"
+                ));
+            }
+            Ok(manifest::Platform {
+                architecture: (*arch).to_owned(),
+                os: (*os).to_owned(),
+                variant,
+                extra: BTreeMap::new(),
+            })
+        }
+        _ => Err(format!(
+            "platform {s:?} is not OS/ARCH[/VARIANT] (for example linux/amd64 or linux/arm/v7)"
+        )),
+    }
+}
+
+/// Builds the images of one plan, in order, into the staging store.
+fn build_plan(
+    plan: &Plan,
+    options: &BuildOptions,
+    staging: &output::Staging,
+    cache: &cache::Cache,
+) -> Result<Vec<BuiltImage>, BuildError> {
     let mut done: BTreeMap<String, Done> = BTreeMap::new();
     let mut built = Vec::new();
     for step in &plan.steps {
-        let (manifest, finished, cached) =
-            build_one(&step.image, options, &staging, &cache, &done)?;
+        let (manifest, finished, cached) = build_one(&step.image, options, staging, cache, &done)?;
         built.push(BuiltImage {
             name: step.image.name.clone(),
             manifest,
@@ -182,8 +282,6 @@ pub fn build(plan: &Plan, options: &BuildOptions) -> Result<Vec<BuiltImage>, Bui
         });
         done.insert(step.image.name.clone(), finished);
     }
-    let tagged: Vec<&BuiltImage> = built.iter().filter(|b| !b.build_only).collect();
-    output::publish(&options.oci_dir, &staging, &tagged)?;
     Ok(built)
 }
 
@@ -306,16 +404,6 @@ fn build_one(
     done: &BTreeMap<String, Done>,
 ) -> Result<(Descriptor, Done, bool), BuildError> {
     let name = &image.name;
-    let unsupported = |message: String| BuildError::Unsupported {
-        image: name.clone(),
-        message,
-    };
-    if !image.generate_labels.is_empty() {
-        return Err(unsupported(
-            "generate_labels is not supported by oci-build yet (set the labels with `labels`)"
-                .into(),
-        ));
-    }
     let root = options.roots_dir.join(name);
     // The inputs, fetched and checked, and the cache key over them.
     let base = resolve_base(image, options, done)?;
@@ -481,6 +569,10 @@ fn build_one(
         config.add_empty_history(&created, &format!("oci-build: {name}"));
     }
     fs::remove_tree(&lower_empty)?;
+    let generated = match image.label_script() {
+        Some(script) => generate_labels(image, &script, &root, &imports_dir, options)?,
+        None => BTreeMap::new(),
+    };
 
     // The config.
     config.created = Some(created);
@@ -493,7 +585,7 @@ fn build_one(
     for (k, v) in &image.environment {
         config.set_env(k, v);
     }
-    for (k, v) in &image.labels {
+    for (k, v) in image.labels.iter().chain(&generated) {
         config.config.labels.insert(k.clone(), v.clone());
     }
     for volume in &image.volumes {
@@ -540,6 +632,81 @@ fn build_one(
         },
         false,
     ))
+}
+
+/// Runs `generate_labels` over a throwaway copy of the finished root
+/// filesystem (its changes are not recorded, as in stacker) and returns the
+/// labels it wrote: each file in `/oci-labels` (also visible as
+/// `/stacker/oci-labels`) is a label named after the file, its content the
+/// value.
+fn generate_labels(
+    image: &Image,
+    script: &str,
+    root: &Path,
+    imports_dir: &Path,
+    options: &BuildOptions,
+) -> Result<BTreeMap<String, String>, BuildError> {
+    let scratch = root.join("labels-rootfs");
+    let labels_dir = root.join("oci-labels");
+    fs::remove_tree(&scratch)?;
+    fs::remove_tree(&labels_dir)?;
+    fs::copy_preserving(&root.join("rootfs"), &scratch)?;
+    fs::mkdirs(&labels_dir)?;
+    let mounts = vec![
+        run::Mount {
+            source: imports_dir.to_owned(),
+            dest: image.imports_dir().to_owned(),
+            readonly: true,
+        },
+        run::Mount {
+            source: labels_dir.clone(),
+            dest: "/oci-labels".into(),
+            readonly: false,
+        },
+        run::Mount {
+            source: labels_dir.clone(),
+            dest: "/stacker/oci-labels".into(),
+            readonly: false,
+        },
+    ];
+    let step_name = format!("{} (generate_labels)", image.name);
+    run::run(&run::RunStep {
+        image: &step_name,
+        script,
+        rootfs: &scratch,
+        bundle: &options.work_dir.join("bundles").join(&image.name),
+        mounts,
+        build_env: &image.build_env,
+        passthrough: &image.build_env_passthrough,
+        runtime: &options.runtime,
+        echo: options.echo.clone(),
+    })?;
+    let mut labels = BTreeMap::new();
+    let entries = std::fs::read_dir(&labels_dir).map_err(|e| BuildError::Io {
+        path: labels_dir.clone(),
+        source: e,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|e| BuildError::Io {
+            path: labels_dir.clone(),
+            source: e,
+        })?;
+        let label = entry.file_name().to_string_lossy().into_owned();
+        let bytes = std::fs::read(entry.path()).map_err(|e| BuildError::Io {
+            path: entry.path(),
+            source: e,
+        })?;
+        let value = String::from_utf8(bytes).map_err(|_| BuildError::Runtime {
+            image: image.name.clone(),
+            message: format!(
+                "generate_labels wrote /oci-labels/{label}, which is not UTF-8 text (a label value must be text)"
+            ),
+        })?;
+        labels.insert(label, value);
+    }
+    fs::remove_tree(&scratch)?;
+    fs::remove_tree(&labels_dir)?;
+    Ok(labels)
 }
 
 /// Where an import's content is on the host, fetched and checked.
@@ -633,4 +800,27 @@ fn write_layer_stats(
         digests.size,
     );
     Ok((descriptor, digests.diff_id, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_parse_as_docker_writes_them() {
+        let p = parse_platform("linux/arm/v7").expect("ok");
+        assert_eq!((p.os.as_str(), p.architecture.as_str()), ("linux", "arm"));
+        assert_eq!(p.variant.as_deref(), Some("v7"));
+        assert_eq!(parse_platform("linux/amd64").expect("ok").variant, None);
+        for (bad, want) in [
+            ("linux", "platform \"linux\" is not OS/ARCH[/VARIANT]"),
+            ("linux/", "is not OS/ARCH"),
+            ("/amd64", "is not OS/ARCH"),
+            ("linux/arm/", "has an empty variant"),
+            ("a/b/c/d", "is not OS/ARCH"),
+        ] {
+            let err = parse_platform(bad).expect_err(bad);
+            assert!(err.contains(want), "{bad}: {err}");
+        }
+    }
 }

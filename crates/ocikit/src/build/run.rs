@@ -18,6 +18,7 @@ use std::process::{Command, Stdio};
 use serde_json::json;
 
 use super::BuildError;
+use crate::manifest::Platform;
 
 /// stacker's default `build_env_passthrough`: proxies and TERM.
 const DEFAULT_PASSTHROUGH: &[&str] = &[
@@ -71,6 +72,51 @@ pub struct RunStep<'a> {
     /// Receives each line the script prints (stdout and stderr), e.g. to
     /// show it to a person; the library itself never prints.
     pub echo: Option<Echo>,
+}
+
+/// What binfmt_misc calls an architecture's qemu handler.
+fn qemu_name(arch: &str) -> &str {
+    match arch {
+        "amd64" => "x86_64",
+        "arm64" => "aarch64",
+        "386" => "i386",
+        other => other,
+    }
+}
+
+/// Whether this machine can execute programs of `platform`: Linux on its own
+/// architecture (and 386 on amd64), or one a binfmt_misc handler (qemu-user)
+/// is registered and enabled for.
+pub fn can_execute(platform: &Platform) -> bool {
+    let (host_os, host_arch) = crate::copy::host_platform();
+    if platform.os != host_os {
+        return false;
+    }
+    if platform.architecture == host_arch
+        || (host_arch == "amd64" && platform.architecture == "386")
+    {
+        return true;
+    }
+    let handler = Path::new("/proc/sys/fs/binfmt_misc")
+        .join(format!("qemu-{}", qemu_name(&platform.architecture)));
+    std::fs::read_to_string(handler).is_ok_and(|s| s.starts_with("enabled"))
+}
+
+/// Fails with a clear error when `image` has a script to execute for a
+/// platform this machine cannot execute.
+pub fn check_platform(image: &str, platform: &Platform) -> Result<(), BuildError> {
+    if can_execute(platform) {
+        return Ok(());
+    }
+    let (host_os, host_arch) = crate::copy::host_platform();
+    let wanted = super::base::platform_name(platform);
+    Err(BuildError::Runtime {
+        image: image.to_owned(),
+        message: format!(
+            "its run (or generate_labels) script must execute {wanted} programs, and this {host_os}/{host_arch} machine cannot: no binfmt_misc handler for {arch} is registered (install qemu-user-static with binfmt support, build {wanted} on a {arch} machine, or leave {wanted} out of --platform)",
+            arch = platform.architecture,
+        ),
+    })
 }
 
 /// The environment of a `run` container.
@@ -374,5 +420,30 @@ mod tests {
         assert!(only.contains(&"MY_VAR=1".to_owned()));
         assert!(!only.iter().any(|e| e.starts_with("TERM=")));
         assert_eq!(ancestors_of("/a/b/c"), ["/a", "/a/b", "/a/b/c"]);
+    }
+
+    #[test]
+    fn foreign_platforms_are_refused_by_name() {
+        let (os, arch) = crate::copy::host_platform();
+        let platform = |os: &str, arch: &str| Platform {
+            architecture: arch.into(),
+            os: os.into(),
+            variant: None,
+            extra: Default::default(),
+        };
+        assert!(can_execute(&platform(os, arch)));
+        assert!(!can_execute(&platform("windows", arch)));
+        let foreign = if arch == "s390x" { "mips64" } else { "s390x" };
+        if !Path::new("/proc/sys/fs/binfmt_misc/qemu-s390x").exists() {
+            let err = check_platform("img", &platform("linux", foreign)).expect_err("foreign");
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!(
+                    "image img: its run (or generate_labels) script must execute linux/{foreign} programs, and this {os}/{arch} machine cannot"
+                )),
+                "{text}"
+            );
+            assert!(text.contains("leave linux/"), "{text}");
+        }
     }
 }

@@ -114,19 +114,13 @@ impl Image {
     /// `#!/bin/sh -xe` unless the first line is a `#!` line of its own.
     /// `None` when the image has nothing to run.
     pub fn script(&self) -> Option<String> {
-        if self.run.iter().all(|l| l.trim().is_empty()) {
-            return None;
-        }
-        let body = self.run.join("\n");
-        let mut script = if body.starts_with("#!") {
-            body
-        } else {
-            format!("#!/bin/sh -xe\n{body}")
-        };
-        if !script.ends_with('\n') {
-            script.push('\n');
-        }
-        Some(script)
+        script_of(&self.run)
+    }
+
+    /// The `generate_labels` script, built as [`Image::script`] builds
+    /// `run`'s; `None` when there is none.
+    pub fn label_script(&self) -> Option<String> {
+        script_of(&self.generate_labels)
     }
 
     /// Where imports without `dest` are visible during `run`.
@@ -160,6 +154,25 @@ impl Image {
         }
         deps
     }
+}
+
+/// A script from its lines: joined, under `#!/bin/sh -xe` unless the first
+/// line is a `#!` line of its own; `None` when every line is blank.
+fn script_of(lines: &[String]) -> Option<String> {
+    if lines.iter().all(|l| l.trim().is_empty()) {
+        return None;
+    }
+    let body = lines.join("\n");
+
+    let mut script = if body.starts_with("#!") {
+        body
+    } else {
+        format!("#!/bin/sh -xe\n{body}")
+    };
+    if !script.ends_with('\n') {
+        script.push('\n');
+    }
+    Some(script)
 }
 
 /// What an image is built on (`from`).
