@@ -16,14 +16,26 @@ _oci__serve() {
             ",$1")
                 cmd="oci__serve"
                 ;;
+            oci__serve,gc)
+                cmd="oci__serve__subcmd__gc"
+                ;;
             oci__serve,help)
                 cmd="oci__serve__subcmd__help"
+                ;;
+            oci__serve,scrub)
+                cmd="oci__serve__subcmd__scrub"
                 ;;
             oci__serve,serve)
                 cmd="oci__serve__subcmd__serve"
                 ;;
+            oci__serve__subcmd__help,gc)
+                cmd="oci__serve__subcmd__help__subcmd__gc"
+                ;;
             oci__serve__subcmd__help,help)
                 cmd="oci__serve__subcmd__help__subcmd__help"
+                ;;
+            oci__serve__subcmd__help,scrub)
+                cmd="oci__serve__subcmd__help__subcmd__scrub"
                 ;;
             oci__serve__subcmd__help,serve)
                 cmd="oci__serve__subcmd__help__subcmd__serve"
@@ -35,7 +47,7 @@ _oci__serve() {
 
     case "${cmd}" in
         oci__serve)
-            opts="-c -q -h -V --config --root --addr --idle-timeout --log-format --auth-challenge --quiet --help --version serve help"
+            opts="-c -q -h -V --config --root --addr --idle-timeout --log-format --auth-challenge --quiet --help --version serve gc scrub help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -76,9 +88,45 @@ _oci__serve() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        oci__subcmd__serve__subcmd__help)
-            opts="serve help"
+        oci__subcmd__serve__subcmd__gc)
+            opts="-q -h --root --grace --dry-run --delete-untagged --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oci__subcmd__serve__subcmd__help)
+            opts="serve gc scrub help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oci__subcmd__serve__subcmd__help__subcmd__gc)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -104,6 +152,20 @@ _oci__serve() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        oci__subcmd__serve__subcmd__help__subcmd__scrub)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         oci__subcmd__serve__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -111,6 +173,24 @@ _oci__serve() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oci__subcmd__serve__subcmd__scrub)
+            opts="-q -h --root --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -995,3 +995,563 @@ mod tls {
         assert!(stderr.contains("/nonexistent/server.pem"), "{stderr}");
     }
 }
+
+mod gc {
+    use super::*;
+
+    /// An image manifest with `config` and `layers` (digest, size), and a subject.
+    fn manifest(
+        config: (&Digest, usize),
+        layers: &[(&Digest, usize)],
+        subject: Option<&Digest>,
+    ) -> Vec<u8> {
+        let mut m = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config.0.to_string(), "size": config.1},
+            "layers": layers.iter().map(|(d, s)| serde_json::json!(
+                {"mediaType": OCI_LAYER, "digest": d.to_string(), "size": s})).collect::<Vec<_>>(),
+        });
+        if let Some(subject) = subject {
+            m["subject"] = serde_json::json!({"mediaType": OCI_MANIFEST, "digest": subject.to_string(), "size": 1});
+            m["artifactType"] = serde_json::json!("application/vnd.example.sbom");
+        }
+        serde_json::to_vec(&m).expect("json")
+    }
+
+    fn put(http: &Http, name: &str, reference: &str, body: &[u8]) -> Digest {
+        let r = http.send(
+            http.req("PUT", &format!("/v2/{name}/manifests/{reference}"))
+                .header("content-type", OCI_MANIFEST)
+                .body(body.to_vec()),
+        );
+        assert_eq!(r.status(), StatusCode::CREATED, "{}", body_text(r));
+        Digest::sha256_of(body)
+    }
+
+    fn body_text(r: Response) -> String {
+        body(r)
+    }
+
+    /// An image of fresh blobs pushed to `name`, by `reference`.
+    fn image(
+        http: &Http,
+        name: &str,
+        reference: &str,
+        seed: &str,
+        subject: Option<&Digest>,
+    ) -> (Digest, Vec<Digest>) {
+        let config = format!("{{\"seed\":\"{seed}\"}}");
+        let layer = format!("layer {seed}");
+        let (s1, c) = http.push_blob(name, config.as_bytes());
+        let (s2, l) = http.push_blob(name, layer.as_bytes());
+        assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
+        let body = manifest((&c, config.len()), &[(&l, layer.len())], subject);
+        let reference = if reference.is_empty() {
+            Digest::sha256_of(&body).to_string()
+        } else {
+            reference.to_owned()
+        };
+        (put(http, name, &reference, &body), vec![c, l])
+    }
+
+    fn gc_run(root: &Path, extra: &[&str]) -> serde_json::Value {
+        let out = tool("oci-serve")
+            .args(["gc", "--root", &root.display().to_string()])
+            .args(extra)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON report")
+    }
+
+    fn scrub(root: &Path) -> (Option<i32>, serde_json::Value, String) {
+        let out = tool("oci-serve")
+            .args(["scrub", "--root", &root.display().to_string()])
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            serde_json::from_slice(&out.stdout).unwrap_or_default(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn offline_gc_keeps_tagged_untagged_and_referrers_then_scrub() {
+        let dir = temp_dir();
+        let root = dir.path().join("root");
+        let mut server = OciServe::start_at(&root, &[]);
+        let http = Http::new(&server);
+        let (tagged, tagged_blobs) = image(&http, "app", "v1", "tagged", None);
+        let (untagged, untagged_blobs) = image(&http, "app", "", "untagged", None);
+        let (signature, _) = image(&http, "app", "", "signature", Some(&tagged));
+        let (orphan_sbom, _) = image(&http, "app", "", "orphan", Some(&untagged));
+        let (_, garbage) = http.push_blob("app", b"nobody refers to me");
+
+        // One process owns a root: no offline GC under a running server.
+        let out = tool("oci-serve")
+            .args(["gc", "--root", &root.display().to_string()])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("in use by another oci-serve"), "{stderr}");
+        server.kill();
+
+        let garbage_path = root.join("app/blobs/sha256").join(garbage.hex());
+        let report = gc_run(&root, &["--grace", "0s", "--dry-run"]);
+        assert_eq!(report["dryRun"], true);
+        assert_eq!(report["blobs"], 1, "{report}");
+        assert_eq!(report["manifests"], serde_json::json!([]));
+        assert!(garbage_path.is_file(), "a dry run removes nothing");
+
+        let report = gc_run(&root, &[]);
+        assert_eq!(
+            report["blobs"], 0,
+            "younger than the default grace: {report}"
+        );
+        let report = gc_run(&root, &["--grace", "0s"]);
+        assert_eq!(report["blobs"], 1, "{report}");
+        assert!(
+            report["storedBlobs"].as_u64().is_some_and(|n| n >= 1),
+            "{report}"
+        );
+        assert!(!garbage_path.exists());
+        assert!(root.join("app/blobs/sha256").join(untagged.hex()).is_file());
+
+        let report = gc_run(&root, &["--grace", "0s", "--delete-untagged"]);
+        let mut removed: Vec<String> = report["manifests"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect();
+        removed.sort();
+        let mut want = vec![format!("app@{untagged}"), format!("app@{orphan_sbom}")];
+        want.sort();
+        assert_eq!(removed, want, "the signature of the tagged image stays");
+        for kept in [&tagged, &signature].into_iter().chain(&tagged_blobs) {
+            assert!(
+                root.join("app/blobs/sha256").join(kept.hex()).is_file(),
+                "{kept}"
+            );
+        }
+        for gone in &untagged_blobs {
+            assert!(
+                !root.join("app/blobs/sha256").join(gone.hex()).exists(),
+                "{gone}"
+            );
+        }
+        let (code, report, stderr) = scrub(&root);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(report["problems"], serde_json::json!([]));
+
+        // Everything the server answers afterwards is complete.
+        let server = OciServe::start_at(&root, &[]);
+        let http = Http::new(&server);
+        assert_eq!(http.get("/v2/app/manifests/v1").status(), StatusCode::OK);
+        let referrers = json(http.get(&format!("/v2/app/referrers/{tagged}")));
+        assert_eq!(referrers["manifests"][0]["digest"], signature.to_string());
+        assert_eq!(
+            http.get(&format!("/v2/app/manifests/{untagged}")).status(),
+            StatusCode::NOT_FOUND
+        );
+        drop(server);
+
+        // Corruption is found, named, and fails the exit code.
+        let layer = root.join("app/blobs/sha256").join(tagged_blobs[1].hex());
+        std::fs::write(&layer, "flipped bits").expect("corrupt");
+        let (code, report, stderr) = scrub(&root);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&tagged_blobs[1].hex().to_string()),
+            "{stderr}"
+        );
+        assert!(!report["problems"].as_array().expect("list").is_empty());
+        let out = tool("oci-serve")
+            .args(["scrub", "--root", &dir.path().display().to_string()])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "not a root");
+        let out = tool("oci-serve")
+            .args(["gc", "--root", "/tmp", "--grace", "soon"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("invalid duration \"soon\""));
+    }
+
+    /// The issue's test: GC running during 20 concurrent pushes; afterwards
+    /// every acknowledged image is complete and scrub is clean.
+    #[test]
+    fn online_gc_during_twenty_concurrent_pushes() {
+        let dir = temp_dir();
+        let root = dir.path().join("root");
+        let config = dir.path().join("zot.json");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"storage": {{"rootDirectory": "{}", "gc": true, "gcDelay": "4s", "gcInterval": "100ms"}},
+                    "http": {{"address": "127.0.0.1", "port": "0"}}}}"#,
+                root.display()
+            ),
+        )
+        .expect("config");
+        let mut server = serve_config(&root, &config, &[]);
+        let http = Http::new(&server);
+        let (_, garbage) = http.push_blob("junk/a", b"garbage to collect");
+        // A base image whose layer every pushed image mounts: referenced, so kept.
+        let (_, shared) = http.push_blob("base/layers", b"a base layer every image shares");
+        let (_, base_config) = http.push_blob("base/layers", b"{}");
+        put(
+            &http,
+            "base/layers",
+            "v1",
+            &manifest((&base_config, 2), &[(&shared, 31)], None),
+        );
+        std::thread::sleep(Duration::from_millis(4500));
+
+        let addr = server.addr.clone();
+        let pushers: Vec<_> = (0..20)
+            .map(|i| {
+                let addr = addr.clone();
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    let http = Http::at(&format!("http://{addr}"));
+                    let name = format!("gc/app{i}");
+                    let mut images = Vec::new();
+                    for round in 0..3 {
+                        let config = format!("{{\"image\":{i},\"round\":{round}}}");
+                        let layer = format!("layer {i} {round}").repeat(100);
+                        let (s1, c) = http.push_blob(&name, config.as_bytes());
+                        let (s2, l) = http.push_blob(&name, layer.as_bytes());
+                        // The old shared layer by mount (its link is old).
+                        let r = http.send(http.req(
+                            "POST",
+                            &format!("/v2/{name}/blobs/uploads/?mount={shared}&from=base/layers"),
+                        ));
+                        assert_eq!(
+                            (s1, s2, r.status()),
+                            (
+                                StatusCode::CREATED,
+                                StatusCode::CREATED,
+                                StatusCode::CREATED
+                            )
+                        );
+                        let body = manifest(
+                            (&c, config.len()),
+                            &[(&l, layer.len()), (&shared, 31)],
+                            None,
+                        );
+                        let tag = format!("r{round}");
+                        let r = http.send(
+                            http.req("PUT", &format!("/v2/{name}/manifests/{tag}"))
+                                .header("content-type", OCI_MANIFEST)
+                                .body(body.clone()),
+                        );
+                        if r.status() == StatusCode::CREATED {
+                            images.push((
+                                name.clone(),
+                                tag,
+                                Digest::sha256_of(&body),
+                                vec![c, l, shared.clone()],
+                            ));
+                        } else {
+                            panic!("push {name}:{round}: {}", body_text(r));
+                        }
+                    }
+                    images
+                })
+            })
+            .collect();
+        let acknowledged: Vec<_> = pushers
+            .into_iter()
+            .flat_map(|p| p.join().expect("pusher"))
+            .collect();
+        assert_eq!(acknowledged.len(), 60);
+
+        // The garbage goes while the images stay whole.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while http
+            .send(http.req("HEAD", &format!("/v2/junk/a/blobs/{garbage}")))
+            .status()
+            != StatusCode::NOT_FOUND
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "garbage never collected"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // Let GC pass over the fresh blobs too once they are past the grace.
+        std::thread::sleep(Duration::from_millis(4500));
+        for (name, tag, digest, blobs) in &acknowledged {
+            let r = http.get(&format!("/v2/{name}/manifests/{tag}"));
+            assert_eq!(r.status(), StatusCode::OK, "{name}:{tag}");
+            assert_eq!(Digest::sha256_of(&r.bytes().expect("body")), *digest);
+            for blob in blobs {
+                let r = http.get(&format!("/v2/{name}/blobs/{blob}"));
+                assert_eq!(r.status(), StatusCode::OK, "{name} {blob}");
+                assert_eq!(Digest::sha256_of(&r.bytes().expect("body")), *blob);
+            }
+        }
+        server.kill();
+        let (code, report, stderr) = scrub(&root);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(report["repositories"], 22, "{report}");
+    }
+}
+
+mod operations {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    /// Parses Prometheus text format: every sample as (name, labels, value);
+    /// panics on a line that is not valid exposition format.
+    /// One Prometheus sample: name, labels, value.
+    type Sample = (String, Vec<(String, String)>, f64);
+
+    fn parse_prometheus(text: &str) -> Vec<Sample> {
+        let mut samples = Vec::new();
+        let mut typed = std::collections::HashSet::new();
+        for line in text.lines() {
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# ") {
+                let mut words = rest.splitn(3, ' ');
+                let (kind, name) = (words.next(), words.next());
+                assert!(matches!(kind, Some("HELP" | "TYPE")), "comment {line:?}");
+                if kind == Some("TYPE") {
+                    let t = words.next().unwrap_or_default();
+                    assert!(
+                        ["counter", "gauge", "histogram", "summary", "untyped"].contains(&t),
+                        "{line:?}"
+                    );
+                    typed.insert(name.unwrap_or_default().to_owned());
+                }
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("value in {line:?}"));
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => {
+                    let inner = rest.strip_suffix('}').unwrap_or_else(|| panic!("{line:?}"));
+                    let labels = inner
+                        .split("\",")
+                        .map(|pair| {
+                            let (k, v) =
+                                pair.split_once("=\"").unwrap_or_else(|| panic!("{line:?}"));
+                            (k.to_owned(), v.trim_end_matches('"').to_owned())
+                        })
+                        .collect();
+                    (name.to_owned(), labels)
+                }
+                None => (series.to_owned(), Vec::new()),
+            };
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+                "metric name {name:?}"
+            );
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .filter(|base| typed.contains(*base))
+                .unwrap_or(&name);
+            assert!(typed.contains(family), "{name} has no TYPE line before it");
+            samples.push((name, labels, value));
+        }
+        samples
+    }
+
+    fn sample(
+        samples: &[Sample],
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> f64 {
+        samples
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .map(|(_, _, v)| v)
+            .sum()
+    }
+
+    #[test]
+    fn metrics_health_and_readiness() {
+        let dir = temp_dir();
+        let root = dir.path().join("root");
+        let config = dir.path().join("zot.json");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"storage": {{"rootDirectory": "{}", "gcDelay": "1h", "gcInterval": "200ms"}},
+                    "http": {{"address": "127.0.0.1", "port": "0"}}}}"#,
+                root.display()
+            ),
+        )
+        .expect("config");
+        let server = serve_config(&root, &config, &[]);
+        let http = Http::new(&server);
+        assert_eq!(http.get("/healthz").status(), StatusCode::OK);
+        assert_eq!(http.get("/readyz").status(), StatusCode::OK);
+        let (r, digest) = http.push_image("metrics/app", "v1", "metrics");
+        assert_eq!(r.status(), StatusCode::CREATED);
+        for _ in 0..3 {
+            assert_eq!(
+                http.get("/v2/metrics/app/manifests/v1").status(),
+                StatusCode::OK
+            );
+        }
+        assert_eq!(
+            http.get("/v2/metrics/app/manifests/v9").status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            http.get(&format!("/v2/metrics/app/manifests/{digest}"))
+                .status(),
+            StatusCode::OK
+        );
+        std::thread::sleep(Duration::from_millis(700));
+        let r = http.get("/metrics");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(header(&r, "content-type").starts_with("text/plain"));
+        let text = r.text().expect("body");
+        let samples = parse_prometheus(&text);
+        let requests = "ocikit_http_requests_total";
+        assert_eq!(
+            sample(
+                &samples,
+                requests,
+                &[("route", "manifest"), ("method", "GET"), ("status", "200")]
+            ),
+            4.0,
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &samples,
+                requests,
+                &[("route", "manifest"), ("status", "404")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            sample(
+                &samples,
+                requests,
+                &[("route", "manifest"), ("method", "PUT"), ("status", "201")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            sample(
+                &samples,
+                requests,
+                &[
+                    ("route", "blob_upload"),
+                    ("method", "PUT"),
+                    ("status", "201")
+                ]
+            ),
+            2.0
+        );
+        // The histogram: cumulative buckets ending in +Inf = count.
+        let buckets: Vec<f64> = samples
+            .iter()
+            .filter(|(n, l, _)| {
+                n == "ocikit_http_request_duration_seconds_bucket"
+                    && l.iter().any(|(k, v)| k == "route" && v == "manifest")
+            })
+            .map(|(_, _, v)| *v)
+            .collect();
+        assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+        assert_eq!(
+            buckets.last().copied(),
+            Some(sample(
+                &samples,
+                "ocikit_http_request_duration_seconds_count",
+                &[("route", "manifest")]
+            ))
+        );
+        assert!(sample(&samples, "ocikit_http_request_bytes_total", &[]) > 0.0);
+        assert!(sample(&samples, "ocikit_http_response_bytes_total", &[]) > 0.0);
+        assert!(
+            sample(&samples, "ocikit_storage_bytes", &[]) > 0.0,
+            "{text}"
+        );
+        assert!(
+            sample(&samples, "ocikit_gc_runs_total", &[]) >= 1.0,
+            "{text}"
+        );
+    }
+
+    /// SIGTERM: an upload in flight finishes, new connections and uploads
+    /// are refused, and the server exits 0.
+    #[test]
+    fn sigterm_finishes_uploads_in_flight() {
+        let dir = temp_dir();
+        let server = OciServe::start_at(&dir.path().join("root"), &[]);
+        let http = Http::new(&server);
+        let r = http.send(http.req("POST", "/v2/drain/app/blobs/uploads/"));
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let location = header(&r, "location");
+        let data = vec![7u8; 1 << 20];
+        let digest = Digest::sha256_of(&data);
+        let mut stream = TcpStream::connect(&server.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        write!(
+            stream,
+            "PUT {location}?digest={digest} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+            server.addr,
+            data.len()
+        )
+        .expect("head");
+        stream
+            .write_all(&data[..data.len() / 2])
+            .expect("first half");
+        stream.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(300));
+
+        std::process::Command::new("kill")
+            .args(["-TERM", &server.pid().to_string()])
+            .status()
+            .expect("kill");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(&server.addr).is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still accepting after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        stream
+            .write_all(&data[data.len() / 2..])
+            .expect("second half");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+        let status = server.terminate();
+        assert!(status.success(), "{status:?}");
+        // The acknowledged blob is there after a restart.
+        let server = OciServe::start_at(&dir.path().join("root"), &[]);
+        let http = Http::new(&server);
+        let r = http.get(&format!("/v2/drain/app/blobs/{digest}"));
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+}

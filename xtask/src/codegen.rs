@@ -104,8 +104,9 @@ mod tests {
     /// Flags whose names follow the tool each ocikit tool replaces (DESIGN.md:
     /// "flag and config names follow the tool being replaced") and so mean
     /// different things: `skopeo inspect --config` prints an image's config,
-    /// `zot --config` names a config file.
-    const NAMED_BY_THE_REPLACED_TOOL: [&str; 1] = ["config"];
+    /// `zot --config` names a config file; and `--dry-run`, whose help says
+    /// what each tool would have done (oci-build's plan, oci-serve gc's list).
+    const NAMED_BY_THE_REPLACED_TOOL: [&str; 2] = ["config", "dry-run"];
 
     /// Every long flag with a given name means the same in every tool (same
     /// help text), so `--authfile` or `--quiet` never drift apart; each tool's

@@ -16,7 +16,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use ocikit::htpasswd::Htpasswd;
 use ocikit::server::auth::{Auth, AuthOptions};
 use ocikit::server::{self, ServerConfig};
-use ocikit::storage::fs::{FsOptions, FsStorage};
+use ocikit::storage::fs::{FsOptions, FsStorage, GcOptions};
 
 pub use settings::Settings;
 
@@ -57,14 +57,56 @@ pub enum Command {
         #[command(flatten)]
         output: ocikit_cli::OutputArgs,
     },
+    /// Remove unreferenced blobs, stale uploads and, with --delete-untagged,
+    /// untagged manifests from a root no server is running on; prints a JSON
+    /// report.
+    Gc(GcArgs),
+    /// Re-hash every blob and resolve every index entry of a root; prints a
+    /// JSON report, each problem on stderr, and exits 1 when something is wrong.
+    Scrub {
+        /// Storage root: every repository becomes an OCI image layout under
+        /// it, with one shared, deduplicated blob store (`ROOT/_ocikit`)
+        /// [default: ./oci-data; when serving, storage.rootDirectory first].
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        output: ocikit_cli::OutputArgs,
+    },
+}
+
+/// `oci-serve gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Storage root: every repository becomes an OCI image layout under
+    /// it, with one shared, deduplicated blob store (`ROOT/_ocikit`)
+    /// [default: ./oci-data; when serving, storage.rootDirectory first].
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Keep unreferenced blobs (and untagged manifests) younger than this
+    /// (a Go duration: 90s, 30m, 1h30m).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = go_duration)]
+    pub grace: std::time::Duration,
+    /// Print what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also remove manifests that no tag reaches (kept by default: images
+    /// are pinned by digest). Referrers of kept manifests always stay.
+    #[arg(long)]
+    pub delete_untagged: bool,
+    #[command(flatten)]
+    pub output: ocikit_cli::OutputArgs,
+}
+
+fn go_duration(text: &str) -> Result<std::time::Duration, String> {
+    ocikit::zot_config::parse_go_duration(text)
 }
 
 /// The flags of a serving run; each overrides the config file's setting.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Storage root: every repository becomes an OCI image layout under it,
-    /// with one shared, deduplicated blob store (`ROOT/_ocikit`)
-    /// [default: storage.rootDirectory, else ./oci-data].
+    /// Storage root: every repository becomes an OCI image layout under
+    /// it, with one shared, deduplicated blob store (`ROOT/_ocikit`)
+    /// [default: ./oci-data; when serving, storage.rootDirectory first].
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
 
@@ -128,6 +170,145 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => {
             let settings = Settings::resolve(Some(&config), &args, output.quiet)?;
             serve(settings)
+        }
+        Some(Command::Gc(args)) => gc(args),
+        Some(Command::Scrub { root, output }) => scrub(root, output.quiet),
+    }
+}
+
+fn default_root(root: Option<PathBuf>) -> PathBuf {
+    root.unwrap_or_else(|| PathBuf::from(settings::DEFAULT_ROOT))
+}
+
+/// `oci-serve gc`: one collection of a root no server runs on.
+fn gc(args: GcArgs) -> anyhow::Result<ExitCode> {
+    let root = default_root(args.root);
+    let storage = FsStorage::open(&root)
+        .with_context(|| format!("opening storage root {}", root.display()))?;
+    let options = GcOptions {
+        grace: args.grace,
+        // Opening the root already dropped every upload of a previous run.
+        upload_grace: std::time::Duration::ZERO,
+        delete_untagged: args.delete_untagged,
+        dry_run: args.dry_run,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = runtime
+        .block_on(storage.gc(options))
+        .with_context(|| format!("collecting garbage in {}", root.display()))?;
+    if !args.output.quiet {
+        for manifest in &report.manifests {
+            eprintln!(
+                "oci-serve gc: {} untagged manifest {manifest}",
+                if report.dry_run {
+                    "would remove"
+                } else {
+                    "removed"
+                }
+            );
+        }
+    }
+    println!("{}", serde_json::to_string(&report).context("report")?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `oci-serve scrub`: exit 1 when anything is wrong.
+fn scrub(root: Option<PathBuf>, quiet: bool) -> anyhow::Result<ExitCode> {
+    let root = default_root(root);
+    if !root.join(ocikit::storage::fs::PRIVATE_DIR).is_dir() {
+        return Err(ocikit_cli::usage(anyhow::anyhow!(
+            "{} is not an oci-serve storage root (no {} directory); check --root",
+            root.display(),
+            ocikit::storage::fs::PRIVATE_DIR
+        )));
+    }
+    let report = ocikit::storage::scrub::scrub(&root)
+        .with_context(|| format!("checking {}", root.display()))?;
+    for problem in &report.problems {
+        eprintln!("oci-serve scrub: {problem}");
+    }
+    let problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    println!(
+        "{}",
+        serde_json::json!({
+            "root": root.display().to_string(),
+            "repositories": report.repositories,
+            "blobs": report.blobs,
+            "manifests": report.manifests,
+            "problems": problems,
+        })
+    );
+    if report.problems.is_empty() {
+        if !quiet {
+            eprintln!(
+                "oci-serve scrub: {} clean ({} repositories, {} blobs, {} manifests)",
+                root.display(),
+                report.repositories,
+                report.blobs,
+                report.manifests
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Housekeeping every `interval`: the online GC (when `gc` gives its
+/// grace) and the storage-size gauge, both reported in `/metrics`.
+async fn housekeeping(
+    storage: FsStorage,
+    metrics: std::sync::Arc<ocikit::server::metrics::Metrics>,
+    gc: Option<std::time::Duration>,
+    interval: std::time::Duration,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
+    loop {
+        ticks.tick().await;
+        if let (Some(delay), false) = (gc, first) {
+            let options = GcOptions {
+                grace: delay,
+                ..GcOptions::default()
+            };
+            match storage.gc(options).await {
+                Ok(report) => {
+                    metrics.count("ocikit_gc_runs_total", "Garbage collection runs.", 1.0);
+                    metrics.count(
+                        "ocikit_gc_removed_blobs_total",
+                        "Blob links and stored blobs garbage collection removed.",
+                        (report.blobs + report.stored_blobs) as f64,
+                    );
+                    tracing::debug!(
+                        blobs = report.blobs,
+                        stored_blobs = report.stored_blobs,
+                        bytes = report.bytes,
+                        uploads = report.uploads,
+                        "garbage collection done"
+                    );
+                }
+                Err(err) => {
+                    metrics.count(
+                        "ocikit_gc_failures_total",
+                        "Garbage collection runs that failed.",
+                        1.0,
+                    );
+                    tracing::error!("garbage collection: {err}");
+                }
+            }
+        }
+        first = false;
+        match storage.stored_bytes().await {
+            Ok(bytes) => metrics.gauge(
+                "ocikit_storage_bytes",
+                "Bytes in the shared blob store.",
+                bytes as f64,
+            ),
+            Err(err) => tracing::warn!("measuring the storage: {err}"),
         }
     }
 }
@@ -210,6 +391,15 @@ fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
             tls,
             ..ServerConfig::default()
         };
+        let interval = settings
+            .gc
+            .map_or(std::time::Duration::from_secs(60), |(_, interval)| interval);
+        tokio::spawn(housekeeping(
+            storage.clone(),
+            config.metrics.clone(),
+            settings.gc.map(|(delay, _)| delay),
+            interval,
+        ));
         server::serve(listener, storage, config, shutdown_signal())
             .await
             .context("serving")?;

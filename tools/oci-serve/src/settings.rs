@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use ocikit::access::AccessControl;
 use ocikit::server::auth::Scheme;
 use ocikit::server::tls::TlsFiles;
@@ -53,7 +53,14 @@ pub struct Settings {
     pub scheme: Scheme,
     /// TLS files (`http.tls`); `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Online garbage collection: (grace, interval), from `storage.gc`
+    /// (default on, as in zot), `storage.gcDelay` (default 1 h) and
+    /// `storage.gcInterval` (default 1 h); `None` when turned off.
+    pub gc: Option<(Duration, Duration)>,
 }
+
+/// zot's default `storage.gcDelay` and `storage.gcInterval`.
+pub const DEFAULT_GC_DELAY: Duration = Duration::from_secs(3600);
 
 impl Settings {
     /// Loads `config` (when given) and lays `args` over it.
@@ -70,7 +77,6 @@ impl Settings {
 
     /// Lays `args` over a parsed file.
     pub fn merge(file: &ZotConfig, args: &ServeArgs, quiet: bool) -> anyhow::Result<Self> {
-        refuse_unserved(file)?;
         let root = args
             .root
             .clone()
@@ -127,6 +133,15 @@ impl Settings {
             quiet,
             htpasswd,
             tls,
+            gc: file.storage.gc.unwrap_or(true).then(|| {
+                (
+                    file.storage.gc_delay.unwrap_or(DEFAULT_GC_DELAY),
+                    file.storage
+                        .gc_interval
+                        .unwrap_or(DEFAULT_GC_DELAY)
+                        .max(Duration::from_millis(100)),
+                )
+            }),
             access: file.http.access_control.clone(),
             fail_delay: Duration::from_secs(
                 file.http
@@ -141,23 +156,6 @@ impl Settings {
             },
         })
     }
-}
-
-/// Keys of zot's format that this version of oci-serve parses but does not
-/// serve yet: refused by name, because silently ignoring TLS, users or
-/// access rules would open a registry its operator meant to close.
-fn refuse_unserved(file: &ZotConfig) -> anyhow::Result<()> {
-    let unserved = [
-        ("storage.gc", file.storage.gc == Some(true)),
-        ("storage.gcDelay", file.storage.gc_delay.is_some()),
-        ("storage.gcInterval", file.storage.gc_interval.is_some()),
-    ];
-    for (key, present) in unserved {
-        if present {
-            bail!("{key} is not served by this oci-serve version; remove the key (or set storage.gc to false)");
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -181,6 +179,24 @@ mod tests {
         assert!(s.dedupe);
         assert_eq!((s.htpasswd, s.access), (None, None));
         assert_eq!(s.scheme, Scheme::Basic);
+        assert_eq!(s.gc, Some((DEFAULT_GC_DELAY, DEFAULT_GC_DELAY)));
+        let off = ZotConfig::parse(r#"{"storage": {"gc": false, "gcDelay": "2h"}}"#, false)
+            .expect("json");
+        assert_eq!(
+            Settings::merge(&off, &args(&[]), false).expect("off").gc,
+            None
+        );
+        let quick = ZotConfig::parse(
+            r#"{"storage": {"gc": true, "gcDelay": "30s", "gcInterval": "5m"}}"#,
+            false,
+        )
+        .expect("json");
+        assert_eq!(
+            Settings::merge(&quick, &args(&[]), false)
+                .expect("quick")
+                .gc,
+            Some((Duration::from_secs(30), Duration::from_secs(300)))
+        );
     }
 
     #[test]

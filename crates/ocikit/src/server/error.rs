@@ -93,7 +93,10 @@ impl From<StorageError> for RegistryError {
             StorageError::ManifestBlob(_) => {
                 Self::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", message)
             }
-            StorageError::Io { .. } | StorageError::Corrupt { .. } => {
+            StorageError::BlobMissing(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN", message)
+            }
+            StorageError::Io { .. } | StorageError::Corrupt { .. } | StorageError::InUse { .. } => {
                 tracing::error!("storage: {message}");
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -21,9 +21,11 @@ mod discovery;
 mod error;
 mod io;
 mod manifests;
+pub mod metrics;
 pub mod tls;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +60,8 @@ pub struct ServerConfig {
     pub auth: Option<Arc<auth::Auth>>,
     /// TLS (see [`tls::server_config`]); `None` serves plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The counters `/metrics` shows; the embedding program may add its own.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +73,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             auth: None,
             tls: None,
+            metrics: Arc::default(),
         }
     }
 }
@@ -78,6 +83,10 @@ pub(crate) struct App<S> {
     pub(crate) storage: S,
     pub(crate) idle: Duration,
     pub(crate) auth: Option<Arc<auth::Auth>>,
+    pub(crate) metrics: Arc<metrics::Metrics>,
+    /// Set when a graceful shutdown starts: `/readyz` says 503 and new
+    /// uploads are refused while the ones in flight finish.
+    pub(crate) draining: Arc<AtomicBool>,
 }
 
 type Shared<S> = Arc<App<S>>;
@@ -85,10 +94,20 @@ type HandlerResult = Result<Response, RegistryError>;
 
 /// The axum router of the whole API over `storage`.
 pub fn router<S: Storage>(storage: S, config: &ServerConfig) -> axum::Router {
+    router_draining(storage, config, Arc::default())
+}
+
+fn router_draining<S: Storage>(
+    storage: S,
+    config: &ServerConfig,
+    draining: Arc<AtomicBool>,
+) -> axum::Router {
     let app = Arc::new(App {
         storage,
         idle: config.idle_timeout,
         auth: config.auth.clone(),
+        metrics: config.metrics.clone(),
+        draining,
     });
     axum::Router::new().fallback(dispatch::<S>).with_state(app)
 }
@@ -101,7 +120,8 @@ pub async fn serve<S: Storage>(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let app = router(storage, &config);
+    let draining = Arc::new(AtomicBool::new(false));
+    let app = router_draining(storage, &config, draining.clone());
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -200,6 +220,7 @@ pub async fn serve<S: Storage>(
             }
         }
     }
+    draining.store(true, Ordering::SeqCst);
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => {}
@@ -283,14 +304,76 @@ impl Route {
     }
 }
 
+/// The label of a route in metrics.
+fn route_label(route: &Route) -> &'static str {
+    match route {
+        Route::Base => "base",
+        Route::Catalog => "catalog",
+        Route::Tags(_) => "tags",
+        Route::Manifest(..) => "manifest",
+        Route::Blob(..) => "blob",
+        Route::Uploads(_) => "blob_upload_start",
+        Route::Upload(..) => "blob_upload",
+        Route::Referrers(..) => "referrers",
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> u64 {
+    header_str(headers, header::CONTENT_LENGTH)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `/healthz`, `/readyz` and `/metrics`, outside the distribution API.
+fn operations<S: Storage>(app: &Shared<S>, path: &str) -> Option<Response> {
+    let text = |status: StatusCode, body: String, content_type: &'static str| {
+        (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+    };
+    match path {
+        "/healthz" => Some(text(StatusCode::OK, "ok\n".into(), "text/plain")),
+        "/readyz" if app.draining.load(Ordering::Relaxed) => Some(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down\n".into(),
+            "text/plain",
+        )),
+        "/readyz" => Some(text(StatusCode::OK, "ready\n".into(), "text/plain")),
+        "/metrics" => Some(text(
+            StatusCode::OK,
+            app.metrics.render(),
+            "text/plain; version=0.0.4",
+        )),
+        _ => None,
+    }
+}
+
 async fn dispatch<S: Storage>(State(app): State<Shared<S>>, request: Request) -> Response {
-    let mut response = match handle(&app, request).await {
+    if let Some(response) = operations(&app, request.uri().path()) {
+        return response;
+    }
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let bytes_in = content_length(request.headers());
+    let mut label = "other";
+    let mut response = match handle(&app, request, &mut label).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     };
     response.headers_mut().insert(
         "docker-distribution-api-version",
         HeaderValue::from_static("registry/2.0"),
+    );
+    let bytes_out = if method == Method::HEAD {
+        0
+    } else {
+        content_length(response.headers())
+    };
+    app.metrics.record(
+        label,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+        bytes_in,
+        bytes_out,
     );
     response
 }
@@ -313,9 +396,14 @@ fn required_action(route: &Route, method: &Method) -> Option<(Action, String)> {
     route.name().map(|name| (action, name.to_owned()))
 }
 
-async fn handle<S: Storage>(app: &Shared<S>, request: Request) -> HandlerResult {
+async fn handle<S: Storage>(
+    app: &Shared<S>,
+    request: Request,
+    label: &mut &'static str,
+) -> HandlerResult {
     if request.uri().path() == auth::TOKEN_PATH {
         if let Some(gate) = &app.auth {
+            *label = "token";
             return Ok(gate.token(request.headers(), request.uri()).await);
         }
     }
@@ -329,6 +417,14 @@ async fn handle<S: Storage>(app: &Shared<S>, request: Request) -> HandlerResult 
             ),
         ));
     };
+    *label = route_label(&route);
+    if app.draining.load(Ordering::Relaxed) && matches!(route, Route::Uploads(_)) {
+        return Err(RegistryError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "the registry is shutting down and takes no new uploads; retry against another replica or after the restart",
+        ));
+    }
     if let Some(name) = route.name() {
         validate_repository(name).map_err(|e| {
             RegistryError::new(StatusCode::BAD_REQUEST, "NAME_INVALID", e.to_string())

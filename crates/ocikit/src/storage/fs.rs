@@ -149,6 +149,12 @@ struct Inner {
     root: PathBuf,
     private: PathBuf,
     options: FsOptions,
+    /// Held shared while a stored blob is linked into a repository, and
+    /// exclusively while GC sweeps the store (see [`gc`]).
+    store_lock: RwLock<()>,
+    /// The open `_ocikit/lock` file, locked exclusively for as long as this
+    /// storage is open: one process owns a root.
+    _owner: File,
     repos: RwLock<HashMap<String, Arc<Repo>>>,
     create: Mutex<()>,
     uploads: Mutex<HashMap<String, Arc<Upload>>>,
@@ -199,6 +205,18 @@ struct Upload {
     repo: String,
     path: PathBuf,
     slot: tokio::sync::Mutex<Option<UploadFile>>,
+    touched: Mutex<std::time::Instant>,
+}
+
+impl Upload {
+    fn touch(&self) {
+        *lock(&self.touched) = std::time::Instant::now();
+    }
+
+    /// How long since a request last used the session.
+    fn idle(&self) -> std::time::Duration {
+        lock(&self.touched).elapsed()
+    }
 }
 
 struct UploadFile {
@@ -224,6 +242,21 @@ impl FsStorage {
     pub fn open_with(root: impl Into<PathBuf>, options: FsOptions) -> Result<FsStorage> {
         let root: PathBuf = root.into();
         let private = root.join(PRIVATE_DIR);
+        fs::create_dir_all(&private).map_err(|e| StorageError::io(&private, e))?;
+        let lock_path = private.join("lock");
+        let owner = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StorageError::io(&lock_path, e))?;
+        match owner.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StorageError::InUse { path: root });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(StorageError::io(lock_path, e)),
+        }
         for dir in ["tmp", "uploads"] {
             let path = private.join(dir);
             match fs::remove_dir_all(&path) {
@@ -241,6 +274,8 @@ impl FsStorage {
                 root,
                 private,
                 options,
+                store_lock: RwLock::new(()),
+                _owner: owner,
                 repos: RwLock::new(HashMap::new()),
                 create: Mutex::new(()),
                 uploads: Mutex::new(HashMap::new()),
@@ -653,6 +688,7 @@ impl Storage for FsStorage {
             if !source.is_file() {
                 return Ok(false);
             }
+            let _store = read_lock(&inner.store_lock);
             inner.link_into(&repo, &source, &digest)?;
             Ok(true)
         })
@@ -693,6 +729,7 @@ impl Storage for FsStorage {
                 let upload = Upload {
                     repo,
                     path,
+                    touched: Mutex::new(std::time::Instant::now()),
                     slot: tokio::sync::Mutex::new(Some(UploadFile {
                         file,
                         size: 0,
@@ -722,6 +759,7 @@ impl Storage for FsStorage {
         mut body: ByteStream,
     ) -> Result<u64> {
         let upload = self.upload(repo, id)?;
+        upload.touch();
         let mut slot = upload.slot.lock().await;
         let Some(mut file) = slot.take() else {
             return Err(StorageError::UploadUnknown(id.to_owned()));
@@ -781,6 +819,7 @@ impl Storage for FsStorage {
             .map_err(|e| StorageError::io(&path, io::Error::other(e)))?;
         let size = file.size;
         *slot = Some(file);
+        upload.touch();
         if let Some(e) = write_error {
             return Err(StorageError::io(path, e));
         }
@@ -818,6 +857,7 @@ impl Storage for FsStorage {
                     }
                     .into());
                 }
+                let _store = read_lock(&inner.store_lock);
                 let store = inner.store_file(path, &digest)?;
                 inner.link_into(&upload.repo, &store, &digest)?;
                 Ok(size)
@@ -906,6 +946,7 @@ impl Storage for FsStorage {
                 }
             }
             let store = inner.store_path(&digest);
+            let store_guard = read_lock(&inner.store_lock);
             if !store.is_file() {
                 let tmp = inner.tmp_path();
                 let write = (|| {
@@ -920,18 +961,35 @@ impl Storage for FsStorage {
                 inner.store_file(&tmp, &digest)?;
             }
             inner.link_into(&name, &store, &digest)?;
+            drop(store_guard);
             let info = Arc::new(ManifestInfo::new(
                 new.media_type.clone(),
                 &new.bytes,
                 Some(&new.manifest),
             ));
+            // Under the repository's lock, which GC holds while it removes
+            // blobs: everything the manifest names is still here, so an
+            // acknowledged manifest is complete.
+            let needed: Vec<Digest> = std::iter::once(digest.clone())
+                .chain(
+                    new.manifest
+                        .references()
+                        .into_iter()
+                        .filter(|d| !d.extra.contains_key("urls"))
+                        .map(|d| d.digest.clone()),
+                )
+                .collect();
+            let dir = repo.dir.clone();
             inner.update(&repo, |state| {
+                if let Some(missing) = needed.iter().find(|d| !blob_path(&dir, d).is_file()) {
+                    return (false, Err(StorageError::BlobMissing(missing.clone())));
+                }
                 state.manifests.insert(digest.clone(), info);
                 if let Some(tag) = tag {
                     state.tags.insert(tag, digest);
                 }
-                (true, ())
-            })
+                (true, Ok(()))
+            })?
         })
         .await
     }
@@ -1016,6 +1074,9 @@ impl Storage for FsStorage {
         .await
     }
 }
+
+mod gc;
+pub use gc::{GcOptions, GcReport};
 
 #[cfg(test)]
 mod tests;

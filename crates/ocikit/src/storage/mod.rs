@@ -141,6 +141,16 @@ pub enum StorageError {
         "{0} is a manifest of this repository; delete it with DELETE /v2/<name>/manifests/{0}"
     )]
     ManifestBlob(Digest),
+    /// A blob a manifest names went away before the manifest was recorded
+    /// (garbage collection took it); push the blob again.
+    #[error("blob {0} is not in the repository (any more); push it again, then the manifest")]
+    BlobMissing(Digest),
+    /// Another process (a running oci-serve, or `oci-serve gc`) has the root open.
+    #[error("{} is in use by another oci-serve (a server or `oci-serve gc`); stop it first, or let the server collect garbage itself (storage.gc)", path.display())]
+    InUse {
+        /// The root.
+        path: PathBuf,
+    },
     /// A filesystem operation failed.
     #[error("{}: {source}", path.display())]
     Io {

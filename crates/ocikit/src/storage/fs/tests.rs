@@ -87,6 +87,13 @@ async fn push_pull_survives_reopen_and_is_a_layout() {
     // A repository named like a layout file of `foo` is its own repository.
     let other = push_blob(&s, "foo/blobs", b"other").await;
     assert_eq!(s.blob_size("foo", &other).await.expect("size"), None);
+    // One process owns a root at a time.
+    let err = FsStorage::open(dir.path()).err().expect("in use");
+    assert!(
+        err.to_string().contains("is in use by another oci-serve"),
+        "{err}"
+    );
+    drop(s);
 
     let s = FsStorage::open(dir.path()).expect("reopen");
     let got = s
