@@ -1373,11 +1373,7 @@ mod operations {
         samples
     }
 
-    fn sample(
-        samples: &[Sample],
-        name: &str,
-        labels: &[(&str, &str)],
-    ) -> f64 {
+    fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
         samples
             .iter()
             .filter(|(n, l, _)| {
@@ -1553,5 +1549,121 @@ mod operations {
         let http = Http::new(&server);
         let r = http.get(&format!("/v2/drain/app/blobs/{digest}"));
         assert_eq!(r.status(), StatusCode::OK);
+    }
+}
+
+mod abuse {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    /// Sends raw bytes and returns the status line's code (0 when the
+    /// server closed the connection without an answer).
+    fn raw(addr: &str, request: &[u8]) -> u16 {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let _ = stream.write_all(request);
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer)
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn huge_headers_are_refused_and_the_server_goes_on() {
+        let Some(reg) = Secured::start(&[]) else {
+            return;
+        };
+        let addr = reg.server.addr.clone();
+        let huge = "a".repeat(1 << 20);
+        for request in [
+            format!("GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Junk: {huge}\r\n\r\n"),
+            format!("GET /v2/ HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {huge}\r\n\r\n"),
+            format!(
+                "GET /v2/ HTTP/1.1\r\nHost: x\r\n{}\r\n",
+                (0..2000)
+                    .map(|i| format!("X-H{i}: v\r\n"))
+                    .collect::<String>()
+            ),
+        ] {
+            let status = raw(&addr, request.as_bytes());
+            assert!(
+                status == 0 || status == 431 || status == 400,
+                "a huge header got {status}"
+            );
+        }
+        // A long but well-formed bad Authorization is a clean 401.
+        let long = Http::new(&reg.server).with_creds(&"u".repeat(4000), "pw");
+        assert_eq!(long.get("/v2/").status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(reg.as_user("alice").get("/v2/").status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn many_concurrent_uploads_from_one_client_stay_inside_the_root() {
+        let dir = temp_dir();
+        let root = dir.path().join("root");
+        let server = OciServe::start_at(&root, &[]);
+        let addr = server.addr.clone();
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let addr = addr.clone();
+                std::thread::spawn(move || {
+                    let http = Http::at(&format!("http://{addr}"));
+                    let mut sessions = Vec::new();
+                    for i in 0..50 {
+                        let r =
+                            http.send(http.req("POST", &format!("/v2/flood/w{w}/blobs/uploads/")));
+                        assert!(
+                            r.status() == StatusCode::ACCEPTED
+                                || r.status() == StatusCode::SERVICE_UNAVAILABLE
+                                || r.status() == StatusCode::TOO_MANY_REQUESTS,
+                            "upload {i}: {}",
+                            r.status()
+                        );
+                        if r.status() == StatusCode::ACCEPTED {
+                            sessions.push(header(&r, "location"));
+                        }
+                    }
+                    sessions
+                })
+            })
+            .collect();
+        let sessions: Vec<String> = workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("worker"))
+            .collect();
+        assert!(!sessions.is_empty());
+        let http = Http::new(&server);
+        // Names that try to leave the root never create anything (sent raw:
+        // an HTTP library would normalise the dots away).
+        for path in [
+            "/v2/../../etc/blobs/uploads/",
+            "/v2/flood/%2e%2e/x/blobs/uploads/",
+            "/v2/flood/..%2f..%2fetc/blobs/uploads/",
+            "/v2/Flood/blobs/uploads/",
+            "/v2/flood//x/blobs/uploads/",
+        ] {
+            let status = raw(
+                &addr,
+                format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+            assert!((400..500).contains(&status), "{path}: {status}");
+        }
+        for location in &sessions {
+            let r = http.send(http.req("DELETE", location));
+            assert_eq!(r.status(), StatusCode::NO_CONTENT, "{location}");
+        }
+        // Every file the flood made is under the root.
+        for entry in std::fs::read_dir(dir.path()).expect("dir") {
+            let name = entry.expect("entry").file_name();
+            assert_eq!(name, "root", "something outside the root: {name:?}");
+        }
+        assert_eq!(http.get("/v2/").status(), StatusCode::OK);
     }
 }
