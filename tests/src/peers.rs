@@ -69,6 +69,11 @@ impl DockerRegistry {
         Some(registry)
     }
 
+    /// The process id (benchmarks read its peak memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The registry's log, for assertion messages.
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("registry.log")
@@ -100,6 +105,16 @@ pub fn wait_for_port(addr: &str, log: &Path) {
     panic!("nothing listens on {addr} after 20 s; log:\n{log}");
 }
 
+/// The workspace's debug oci-serve, built by `cargo xtask test`.
+fn built_oci_serve() -> PathBuf {
+    let program = crate::bin_dir().join("oci-serve");
+    assert!(
+        program.exists(),
+        "oci-serve is not built; run the tests with `cargo xtask test`"
+    );
+    program
+}
+
 /// A running `oci-serve` (the workspace's own binary) on a free loopback
 /// port, over a storage root that outlives restarts when the test wants.
 pub struct OciServe {
@@ -124,6 +139,19 @@ impl OciServe {
     /// Starts oci-serve over `root` with extra arguments, on port 0; reads
     /// the bound address from its stderr.
     pub fn start_at(root: &Path, extra: &[&str]) -> OciServe {
+        OciServe::start_program(&built_oci_serve(), root, extra)
+    }
+
+    /// Starts oci-serve with exactly `args` (e.g. `serve CONFIG`, whose
+    /// config must listen on port 0), over `root`; reads the bound address
+    /// (`http://` or `https://`) from its stderr.
+    pub fn spawn(root: &Path, args: &[String]) -> OciServe {
+        OciServe::spawn_program(&built_oci_serve(), root, args)
+    }
+
+    /// Starts the oci-serve binary at `program` (a release build, for
+    /// benchmarks) over `root` with extra arguments, on port 0.
+    pub fn start_program(program: &Path, root: &Path, extra: &[&str]) -> OciServe {
         let mut args: Vec<String> = vec![
             "--root".into(),
             root.display().to_string(),
@@ -131,19 +159,12 @@ impl OciServe {
             "127.0.0.1:0".into(),
         ];
         args.extend(extra.iter().map(|a| a.to_string()));
-        OciServe::spawn(root, &args)
+        OciServe::spawn_program(program, root, &args)
     }
 
-    /// Starts oci-serve with exactly `args` (e.g. `serve CONFIG`, whose
-    /// config must listen on port 0), over `root`; reads the bound address
-    /// (`http://` or `https://`) from its stderr.
-    pub fn spawn(root: &Path, args: &[String]) -> OciServe {
+    /// Starts the oci-serve binary at `program` with exactly `args`.
+    fn spawn_program(program: &Path, root: &Path, args: &[String]) -> OciServe {
         use std::io::BufRead;
-        let program = crate::bin_dir().join("oci-serve");
-        assert!(
-            program.exists(),
-            "oci-serve is not built; run the tests with `cargo xtask test`"
-        );
         let mut child = Command::new(program)
             .args(args)
             .stdout(Stdio::null())
@@ -182,7 +203,8 @@ impl OciServe {
         }
     }
 
-    /// The server's process id (to send it signals).
+    /// The server's process id (to send it signals, or for benchmarks to
+    /// read its peak memory from `/proc`).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -209,6 +231,99 @@ impl OciServe {
 
 impl Drop for OciServe {
     fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A private `containerd` (with `ctr` to drive it): its own root, state,
+/// socket and config in a temp dir, the CRI plugin off, stopped when dropped.
+pub struct Containerd {
+    child: Child,
+    /// The gRPC socket to pass to `ctr --address`.
+    pub socket: PathBuf,
+    /// Where its config, root, state and log live.
+    pub dir: tempfile::TempDir,
+}
+
+impl Containerd {
+    /// Starts containerd, or `None` when it (or `ctr`, or `runc`) is missing
+    /// (see [`crate::require`]).
+    pub fn start() -> Option<Containerd> {
+        let program = crate::require("containerd")?;
+        crate::require("ctr")?;
+        crate::require("runc")?;
+        let dir = crate::temp_dir();
+        let socket = dir.path().join("containerd.sock");
+        let config = format!(
+            "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{socket}\"\n\
+             [ttrpc]\n  address = \"{socket}.ttrpc\"\n\
+             [debug]\n  level = \"warn\"\n",
+            root = dir.path().join("root").display(),
+            state = dir.path().join("state").display(),
+            socket = socket.display(),
+        );
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config).expect("writing containerd config");
+        let log = dir.path().join("containerd.log");
+        let child = Command::new(program)
+            .arg("--config")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).expect("log file")))
+            .spawn()
+            .expect("starting containerd");
+        let containerd = Containerd { child, socket, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = Command::new("ctr")
+                .arg("--address")
+                .arg(&containerd.socket)
+                .arg("version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                break;
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("containerd did not answer on its socket in 30 s; log:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(containerd)
+    }
+
+    /// A `ctr` command talking to this containerd.
+    pub fn ctr(&self) -> Command {
+        let mut command = Command::new("ctr");
+        command.arg("--address").arg(&self.socket);
+        command
+    }
+
+    /// containerd's log, for assertion messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // SIGTERM first, so it stops its shims and unmounts; then make sure.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

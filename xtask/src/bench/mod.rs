@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 mod build;
 mod copy;
 mod layer;
+mod serve;
 
 /// A benchmark topic's entry point.
 type Topic = fn(&[String]) -> Result<()>;
@@ -25,6 +26,7 @@ pub fn run(args: &[String]) -> Result<()> {
         ("build", build::run),
         ("copy", copy::run),
         ("layer", layer::run),
+        ("serve", serve::run),
     ];
     let wanted = args.first().map(String::as_str).unwrap_or_default();
     match topics.iter().find(|(name, _)| *name == wanted) {
@@ -144,6 +146,18 @@ impl Table {
             } else {
                 "peer better".into()
             },
+        ]);
+    }
+
+    /// Adds a row of values that have no meaningful ratio (counts that
+    /// should be zero on both sides, say).
+    pub fn plain(&mut self, scenario: &str, ours: &str, peer: &str) {
+        self.rows.push([
+            scenario.to_owned(),
+            ours.to_owned(),
+            peer.to_owned(),
+            String::new(),
+            String::new(),
         ]);
     }
 
