@@ -219,6 +219,9 @@ fn raw_request(addr: &str, request: &str) -> (u16, String) {
     (status, response)
 }
 
+mod faults;
+mod interop;
+
 mod pull {
     use super::*;
 
