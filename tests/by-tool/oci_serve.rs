@@ -219,6 +219,7 @@ fn raw_request(addr: &str, request: &str) -> (u16, String) {
     (status, response)
 }
 
+mod edges;
 mod faults;
 mod interop;
 
