@@ -257,3 +257,49 @@ async fn dedupe_shares_one_copy_and_can_be_turned_off() {
         assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
 }
+
+#[tokio::test]
+async fn file_stream_reads_in_chunks_and_reports_a_short_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("blob");
+    let data: Vec<u8> = (0..(READ_CHUNK as usize * 2 + 123))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    fs::write(&path, &data).expect("write");
+    let cases: [(u64, u64, Option<&str>); 4] = [
+        (0, data.len() as u64, None),
+        (5, 10, None),
+        (READ_CHUNK - 1, READ_CHUNK + 2, None),
+        (0, data.len() as u64 + 7, Some("ended 7 bytes early")),
+    ];
+    for (start, len, error) in cases {
+        let mut file = File::open(&path).expect("open");
+        file.seek(SeekFrom::Start(start)).expect("seek");
+        let mut stream = file_stream(file, len, path.clone());
+        let mut got = Vec::new();
+        let mut failure = None;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(chunk) => {
+                    assert!(chunk.len() as u64 <= READ_CHUNK);
+                    got.extend_from_slice(&chunk);
+                }
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        match error {
+            None => {
+                assert_eq!(failure, None, "{start}+{len}");
+                assert_eq!(got, &data[start as usize..(start + len) as usize]);
+            }
+            Some(words) => {
+                let failure = failure.expect("a short file is an error");
+                assert!(failure.contains(words), "{failure}");
+                assert!(failure.contains("blob"), "names the file: {failure}");
+            }
+        }
+    }
+}
