@@ -420,7 +420,20 @@ impl Inner {
         if let Some(dir) = store.parent() {
             fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
         }
-        fs::rename(from, &store).map_err(|e| StorageError::io(&store, e))?;
+        // A hard link creates the store entry only if it is absent, so two
+        // uploads of the same blob racing here keep one inode (a rename
+        // would replace the first, and the repositories already linked to it
+        // would hold a second copy). Without hard links: rename.
+        match fs::hard_link(from, &store) {
+            Ok(()) => {
+                let _ = fs::remove_file(from);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let _ = fs::remove_file(from);
+                return Ok(store);
+            }
+            Err(_) => fs::rename(from, &store).map_err(|e| StorageError::io(&store, e))?,
+        }
         fsync_dir(store.parent().unwrap_or(&self.private))?;
         Ok(store)
     }
