@@ -3,11 +3,13 @@
 
 use std::path::Path;
 
-use ocikit_e2e::fixtures::tiny_layout;
+use ocikit_e2e::fixtures::{blob_path, sha256, tag_manifest, tiny_layout};
 use ocikit_e2e::peers::DockerRegistry;
+use ocikit_e2e::proxy::CountingProxy;
 use ocikit_e2e::{require, temp_dir, tool};
 
-fn key_pair(dir: &Path, prefix: &str) {
+/// `oci-sign generate-key-pair` into `dir/<prefix>.key` and `.pub`, password "pw".
+pub(crate) fn key_pair(dir: &Path, prefix: &str) {
     tool("oci-sign")
         .current_dir(dir)
         .env("COSIGN_PASSWORD", "pw")
@@ -21,7 +23,8 @@ fn key_pair(dir: &Path, prefix: &str) {
         .success();
 }
 
-fn stderr_of(output: &std::process::Output) -> String {
+/// A tool's stderr as text.
+pub(crate) fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
@@ -306,4 +309,220 @@ fn registry_pipe_policy_and_copied_signatures() {
         .args(["attestation", "--key", "release.pub", "--quiet", &db])
         .assert()
         .code(10);
+}
+
+/// A manifest of the layout at `dir` listing `layers` (JSON descriptors), with
+/// an empty config, tagged `tag`.
+fn hostile_manifest(dir: &Path, tag: &str, layers: &[serde_json::Value]) {
+    let config = b"{}";
+    std::fs::write(blob_path(dir, &sha256(config)), config).unwrap();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": sha256(config),
+            "size": 2,
+        },
+        "layers": layers,
+    });
+    tag_manifest(
+        dir,
+        tag,
+        "application/vnd.oci.image.manifest.v1+json",
+        manifest.to_string().as_bytes(),
+    );
+}
+
+#[test]
+fn hostile_signature_manifests_are_refused_before_reading_much() {
+    let dir = temp_dir();
+    key_pair(dir.path(), "release");
+    let layout = dir.path().join("layout");
+    let image = tiny_layout(&layout, "1.0", "hostile");
+    let sig_tag = format!("{}.sig", image.digest.replace(':', "-"));
+    let reference = format!("oci:{}:1.0", layout.display());
+    let simple = "application/vnd.dev.cosign.simplesigning.v1+json";
+    let layer = |digest: &str, size: u64| {
+        serde_json::json!({
+            "mediaType": simple,
+            "digest": digest,
+            "size": size,
+            "annotations": {"dev.cosignproject.cosign/signature": "MEUCIQ=="},
+        })
+    };
+    let one_byte = b"x";
+    std::fs::write(blob_path(&layout, &sha256(one_byte)), one_byte).unwrap();
+    let two_mib = vec![b' '; 2 << 20];
+    let big = sha256(&two_mib);
+    std::fs::write(blob_path(&layout, &big), &two_mib).unwrap();
+
+    let many: Vec<_> = (0..5000).map(|_| layer(&sha256(one_byte), 1)).collect();
+    let cases: Vec<(Vec<serde_json::Value>, String)> = vec![
+        (
+            many,
+            "signature manifest is too large: 5000 over the limit of 1000".into(),
+        ),
+        (
+            vec![layer(&sha256(one_byte), 1 << 40)],
+            "over the limit of 1048576".into(),
+        ),
+        // The descriptor says 10 bytes; the blob is 2 MiB: read no further.
+        (
+            vec![layer(&big, 10)],
+            format!("blob {big} is too large: 2097152 over the limit of 10"),
+        ),
+    ];
+    for (layers, want) in cases {
+        hostile_manifest(&layout, &sig_tag, &layers);
+        let out = tool("oci-verify")
+            .current_dir(dir.path())
+            .args(["--key", "release.pub", "--quiet", &reference])
+            .assert()
+            .code(1);
+        let stderr = stderr_of(out.get_output());
+        assert!(stderr.contains(&want), "want {want:?} in: {stderr}");
+        assert!(stderr.starts_with("oci-verify: "), "{stderr}");
+        assert!(out.get_output().stdout.is_empty());
+    }
+
+    // A .sig tag holding something that is not JSON.
+    tag_manifest(
+        &layout,
+        &sig_tag,
+        "application/vnd.oci.image.manifest.v1+json",
+        b"{not json",
+    );
+    let out = tool("oci-verify")
+        .current_dir(dir.path())
+        .args(["--key", "release.pub", "--quiet", &reference])
+        .assert()
+        .code(1);
+    assert!(
+        stderr_of(out.get_output()).contains("manifest"),
+        "{}",
+        stderr_of(out.get_output())
+    );
+}
+
+#[test]
+fn a_policy_file_of_several_documents_every_matching_policy_must_pass() {
+    let dir = temp_dir();
+    key_pair(dir.path(), "release");
+    key_pair(dir.path(), "other");
+    let layout = dir.path().join("layout");
+    tiny_layout(&layout, "1.0", "policies");
+    let reference = format!("oci:{}:1.0", layout.display());
+    tool("oci-sign")
+        .current_dir(dir.path())
+        .env("COSIGN_PASSWORD", "pw")
+        .args(["--key", "release.key", "--quiet"])
+        .args([
+            "--sign-container-identity",
+            "registry.example/app",
+            &reference,
+        ])
+        .assert()
+        .success();
+    let document = |name: &str, glob: &str, mode: &str, key: &str| {
+        format!(
+            "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {{name: {name}}}\nspec:\n  mode: {mode}\n  images: [{{glob: \"{glob}\"}}]\n  authorities:\n  - key: {{path: {key}}}\n"
+        )
+    };
+    let verify = |policy: &str, extra: &[&str]| {
+        std::fs::write(dir.path().join("policy.yaml"), policy).unwrap();
+        let mut cmd = tool("oci-verify");
+        cmd.current_dir(dir.path())
+            .args(["--policy", "policy.yaml"])
+            .args(extra)
+            .arg(&reference);
+        cmd.assert()
+    };
+    let release = document("release", "**", "enforce", "release.pub");
+    let other = document("other", "oci:**", "enforce", "other.pub");
+    let other_warn = document("other-warn", "oci:**", "warn", "other.pub");
+    let elsewhere = document("elsewhere", "ghcr.io/**", "enforce", "release.pub");
+
+    let out = verify(&format!("{release}---\n{other}"), &["--quiet"]).code(12);
+    let stderr = stderr_of(out.get_output());
+    assert!(stderr.contains("policy other"), "{stderr}");
+    assert!(out.get_output().stdout.is_empty());
+
+    let out = verify(&format!("{release}---\n{other_warn}"), &[]).success();
+    let line: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(line["policies"], serde_json::json!(["release"]));
+    let stderr = stderr_of(out.get_output());
+    assert!(
+        stderr.contains("warning: policy other-warn failed"),
+        "{stderr}"
+    );
+
+    let out = verify(&elsewhere, &["--quiet"]).code(12);
+    assert!(stderr_of(out.get_output()).contains("no policy matches"));
+    verify(&elsewhere, &["--quiet", "--allow-unmatched"]).success();
+
+    for (authority, want) in [
+        (
+            "{key: {secretRef: {name: k}}}",
+            "key.secretRef is not supported here",
+        ),
+        (
+            "{key: {kms: \"gcpkms://k\"}}",
+            "key.kms is not supported here",
+        ),
+    ] {
+        let policy = format!(
+            "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {{name: p}}\nspec:\n  images: [{{glob: \"**\"}}]\n  authorities: [{authority}]\n"
+        );
+        let out = verify(&format!("{release}---\n{policy}"), &["--quiet"]).code(1);
+        let stderr = stderr_of(out.get_output());
+        assert!(stderr.contains(want), "{stderr}");
+        assert!(stderr.contains("policy.yaml"), "{stderr}");
+    }
+}
+
+#[test]
+fn images_from_stdin_are_verified_concurrently_over_one_connection_pool() {
+    let Some(registry) = DockerRegistry::start() else {
+        return;
+    };
+    const IMAGES: usize = 40;
+    let dir = temp_dir();
+    key_pair(dir.path(), "release");
+    let mut targets = Vec::new();
+    for i in 0..IMAGES {
+        let layout = dir.path().join(format!("layout-{i}"));
+        tiny_layout(&layout, "1", &format!("image {i}"));
+        let target = registry.url(&format!("many/image-{i}:1"));
+        tool("oci-copy")
+            .args(["--quiet", &format!("oci:{}:1", layout.display()), &target])
+            .assert()
+            .success();
+        targets.push(target);
+    }
+    let signed = tool("oci-sign")
+        .current_dir(dir.path())
+        .env("COSIGN_PASSWORD", "pw")
+        .args(["--key", "release.key", "--quiet"])
+        .args(&targets)
+        .assert()
+        .success();
+    let proxy = CountingProxy::start(&registry.addr);
+    let lines = String::from_utf8(signed.get_output().stdout.clone())
+        .unwrap()
+        .replace(&registry.addr, &proxy.addr);
+    let out = tool("oci-verify")
+        .current_dir(dir.path())
+        .args(["--key", "release.pub", "--quiet", "-"])
+        .write_stdin(lines)
+        .assert()
+        .success();
+    let verified = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert_eq!(verified.lines().count(), IMAGES);
+    // Several requests per image, yet far fewer connections than images:
+    // one pool is shared; and more than one open at once: concurrent.
+    let (connections, max_open) = (proxy.connections(), proxy.max_open());
+    eprintln!("{IMAGES} images: {connections} connections, at most {max_open} at once");
+    assert!(connections < IMAGES / 2, "{connections} connections");
+    assert!(max_open > 1, "verified one at a time");
 }

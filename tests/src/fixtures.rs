@@ -370,3 +370,23 @@ fn media_type_of(dir: &Path, digest: &str) -> String {
         .unwrap_or("application/vnd.oci.image.manifest.v1+json")
         .to_owned()
 }
+
+/// Stores `bytes` as a manifest blob of the layout at `dir` and tags it
+/// `tag` (moving the tag if it exists); returns its digest. For hand-made
+/// manifests: a hostile signature image, an artifact.
+pub fn tag_manifest(dir: &Path, tag: &str, media_type: &str, bytes: &[u8]) -> String {
+    let digest = put_blob(dir, bytes);
+    let index_path = dir.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).expect("index.json")).expect("json");
+    let list = index["manifests"].as_array_mut().expect("manifests");
+    list.retain(|m| m["annotations"][REF_NAME] != tag);
+    list.push(serde_json::json!({
+        "mediaType": media_type,
+        "digest": digest,
+        "size": bytes.len(),
+        "annotations": {REF_NAME: tag},
+    }));
+    std::fs::write(&index_path, index.to_string()).expect("index.json");
+    digest
+}

@@ -10,6 +10,7 @@ pub mod basic_auth;
 pub mod fixtures;
 pub mod peers;
 pub mod pki;
+pub mod proxy;
 pub mod token;
 
 use std::net::TcpListener;

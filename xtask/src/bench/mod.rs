@@ -16,6 +16,7 @@ mod build;
 mod copy;
 mod layer;
 mod serve;
+mod sign;
 
 /// A benchmark topic's entry point.
 type Topic = fn(&[String]) -> Result<()>;
@@ -27,6 +28,7 @@ pub fn run(args: &[String]) -> Result<()> {
         ("copy", copy::run),
         ("layer", layer::run),
         ("serve", serve::run),
+        ("sign", sign::run),
     ];
     let wanted = args.first().map(String::as_str).unwrap_or_default();
     match topics.iter().find(|(name, _)| *name == wanted) {
