@@ -519,10 +519,13 @@ fn images_from_stdin_are_verified_concurrently_over_one_connection_pool() {
         .success();
     let verified = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     assert_eq!(verified.lines().count(), IMAGES);
-    // Several requests per image, yet far fewer connections than images:
-    // one pool is shared; and more than one open at once: concurrent.
+    // Each image takes several requests, two of them at once (the .sig tag
+    // and the referrers): a client per image would open at least two
+    // connections per image. One shared pool with 16 images in flight opens
+    // about 2 × 16, and then reuses them: fewer connections than images.
+    // More than one open at once: concurrent.
     let (connections, max_open) = (proxy.connections(), proxy.max_open());
     eprintln!("{IMAGES} images: {connections} connections, at most {max_open} at once");
-    assert!(connections < IMAGES / 2, "{connections} connections");
+    assert!(connections < IMAGES, "{connections} connections");
     assert!(max_open > 1, "verified one at a time");
 }

@@ -266,3 +266,42 @@ async fn signatures_by_sigstore_rs_are_verified_by_oci_verify() {
         .assert()
         .code(12);
 }
+
+/// `sigstore-verify` (this crate's binary, the peer of `cargo xtask bench
+/// sign`) agrees with oci-verify on an image signed by oci-sign: verified
+/// with the key, exit 12 with another key.
+#[test]
+fn the_bench_peer_sigstore_verify_checks_oci_sign_signatures() {
+    let Some(registry) = peers() else { return };
+    let dir = temp_dir();
+    let (key, public) = ocikit_key_pair(dir.path(), "ours");
+    let (_, other_public) = ocikit_key_pair(dir.path(), "other");
+    let (reference, digest) = push_image(&registry, "interop/bench-peer", "bench peer");
+    let peer = |public: &Path, image: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sigstore-verify"))
+            .arg("--key")
+            .arg(public)
+            .arg("--allow-http-registry")
+            .arg(image)
+            .output()
+            .expect("running sigstore-verify")
+    };
+    let unsigned = peer(&public, &reference);
+    assert_ne!(unsigned.status.code(), Some(0), "nothing is signed yet");
+    tool("oci-sign")
+        .arg("--key")
+        .arg(&key)
+        .arg(format!("docker://{reference}"))
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .assert()
+        .success();
+    let by_digest = format!("{}@{digest}", reference.rsplit_once(':').expect("tag").0);
+    for image in [&reference, &by_digest] {
+        let out = peer(&public, image);
+        assert!(out.status.success(), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&digest));
+    }
+    let out = peer(&other_public, &reference);
+    assert_eq!(out.status.code(), Some(12), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no matching signatures"));
+}

@@ -41,6 +41,13 @@ pub const STATEMENT_V01: &str = "https://in-toto.io/Statement/v0.1";
 pub const STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
 /// The largest attestation envelope fetched (SBOMs can be large).
 pub const MAX_ATTESTATION_PAYLOAD: u64 = 64 * 1024 * 1024;
+/// An attestation in the OCI 1.1 form, as cosign's `WriteAttestationsReferrer`
+/// writes it: `artifactType` the in-toto payload type (what policy engines
+/// query for), config the OCI empty descriptor.
+pub const ATTESTATION_REFERRER: super::signature::ReferrerKind = super::signature::ReferrerKind {
+    artifact_type: IN_TOTO_PAYLOAD_TYPE,
+    config_media_type: crate::manifest::OCI_EMPTY,
+};
 
 /// The legacy tag of an image's attestations: `sha256-<hex>.att`.
 pub fn attestation_tag(digest: &Digest) -> String {

@@ -85,6 +85,16 @@ impl Store for Layout {
         Ok(bytes)
     }
 
+    /// A layout has no referrers API: its referrers are the manifests
+    /// index.json lists whose `subject` is `digest`.
+    async fn referrers(
+        &self,
+        digest: &Digest,
+        artifact_type: &str,
+    ) -> Result<Vec<Descriptor>, StoreError> {
+        Layout::referrers(self, digest, Some(artifact_type)).map_err(backend)
+    }
+
     async fn put_blob(&self, digest: &Digest, bytes: Vec<u8>) -> Result<(), StoreError> {
         self.write_blob(&bytes, Some(digest))
             .map(drop)
@@ -175,6 +185,17 @@ impl Store for Place {
         match self {
             Place::Registry(r) => Store::blob(r, digest, max).await,
             Place::Layout(l) => Store::blob(l, digest, max).await,
+        }
+    }
+
+    async fn referrers(
+        &self,
+        digest: &Digest,
+        artifact_type: &str,
+    ) -> Result<Vec<Descriptor>, StoreError> {
+        match self {
+            Place::Registry(r) => Store::referrers(r, digest, artifact_type).await,
+            Place::Layout(l) => Store::referrers(l, digest, artifact_type).await,
         }
     }
 

@@ -5,6 +5,7 @@ use tokio::io::AsyncReadExt as _;
 use super::store::{Store, StoreError, StoredManifest};
 use super::CosignError;
 use crate::digest::Digest;
+use crate::manifest::Descriptor;
 use crate::registry::{RegistryError, Repository};
 
 fn backend(e: RegistryError) -> StoreError {
@@ -58,6 +59,19 @@ impl Store for Repository {
             .verify(&bytes)
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
         Ok(bytes)
+    }
+
+    /// Through the referrers API, or the referrers tag schema where the
+    /// registry has none (distribution 2.8).
+    async fn referrers(
+        &self,
+        digest: &Digest,
+        artifact_type: &str,
+    ) -> Result<Vec<Descriptor>, StoreError> {
+        self.list_referrers(digest, Some(artifact_type))
+            .await
+            .map(|found| found.descriptors)
+            .map_err(backend)
     }
 
     async fn put_blob(&self, digest: &Digest, bytes: Vec<u8>) -> Result<(), StoreError> {

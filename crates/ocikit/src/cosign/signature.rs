@@ -226,13 +226,35 @@ fn existing_layers(bytes: &[u8]) -> Result<Vec<Descriptor>, CosignError> {
     }
 }
 
-/// The OCI 1.1 form: one manifest per signature, `artifactType` set to
-/// cosign's signature type and `subject` pointing at the signed image; the
-/// config is that type with content `{}`, as cosign writes it.
-pub fn referrer_image(subject: &Descriptor, layer: &Descriptor) -> SignatureImage {
+/// What kind of OCI 1.1 referrer to write: the `artifactType` readers
+/// filter on, and the config's media type (content `{}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReferrerKind {
+    /// The manifest's `artifactType`.
+    pub artifact_type: &'static str,
+    /// The config descriptor's media type.
+    pub config_media_type: &'static str,
+}
+
+/// A signature in the OCI 1.1 form, as `cosign sign
+/// --registry-referrers-mode=oci-1-1` writes it: `artifactType` and the
+/// config's media type both cosign's signature type.
+pub const SIGNATURE_REFERRER: ReferrerKind = ReferrerKind {
+    artifact_type: SIGNATURE_ARTIFACT_TYPE,
+    config_media_type: SIGNATURE_ARTIFACT_TYPE,
+};
+
+/// The OCI 1.1 form: one manifest per signature (or attestation), with
+/// `artifactType` and `subject` pointing at the signed image; the config is
+/// `{}` of the kind's media type.
+pub fn referrer_image(
+    subject: &Descriptor,
+    layer: &Descriptor,
+    kind: ReferrerKind,
+) -> SignatureImage {
     let config = b"{}".to_vec();
     let config_descriptor = Descriptor::new(
-        SIGNATURE_ARTIFACT_TYPE,
+        kind.config_media_type,
         Digest::sha256_of(&config),
         config.len() as u64,
     );
@@ -245,7 +267,7 @@ pub fn referrer_image(subject: &Descriptor, layer: &Descriptor) -> SignatureImag
     let manifest = serde_json::to_vec(&WireManifest {
         schema_version: 2,
         media_type: manifest::OCI_MANIFEST,
-        artifact_type: Some(SIGNATURE_ARTIFACT_TYPE),
+        artifact_type: Some(kind.artifact_type),
         config: &config_descriptor,
         layers: &layers,
         subject: Some(&subject),
@@ -492,6 +514,12 @@ OSWS1X9vPavpiQOoTTGC0xX57OojUadxF1cdQmrsiReWg2Wn4FneJfa8xw==
             (d, payload.clone())
         };
         let foreign = with_sig(&b64_encode(&other_key.sign(&payload)));
+        // Signed by the right key, but not a simple-signing payload.
+        let not_json = {
+            let own = PrivateKey::generate();
+            let layer = SignatureLayer::sign(&own, b"{not json".to_vec());
+            (own.public_key(), (layer.descriptor, layer.payload))
+        };
         let bad_b64 = with_sig("not base64!");
         let bad_der = with_sig(&b64_encode(b"\x30\x03\x02\x01"));
         let no_annotation = {
@@ -551,6 +579,14 @@ OSWS1X9vPavpiQOoTTGC0xX57OojUadxF1cdQmrsiReWg2Wn4FneJfa8xw==
             assert_eq!(err.exit_code(), 12, "{err}");
             assert!(err.to_string().contains(want), "want {want:?} in: {err}");
         }
+        let (own_key, not_json) = not_json;
+        let err = verify_all("img", &own_key, &[not_json], &digest, &plain).unwrap_err();
+        assert_eq!(err.exit_code(), 12, "{err}");
+        assert!(
+            err.to_string()
+                .contains("malformed simple-signing payload JSON"),
+            "{err}"
+        );
         let err = verify_all("img", &cosign_key, &[], &digest, &plain).unwrap_err();
         assert_eq!(err.exit_code(), 10);
         assert_eq!(err.to_string(), "no signatures found for img");
@@ -654,7 +690,7 @@ OSWS1X9vPavpiQOoTTGC0xX57OojUadxF1cdQmrsiReWg2Wn4FneJfa8xw==
     fn referrer_form_follows_oci_1_1() {
         let subject = Descriptor::new(manifest::OCI_MANIFEST, Digest::sha256_of(b"m"), 1);
         let layer = Descriptor::new(SIMPLE_SIGNING_MEDIA_TYPE, Digest::sha256_of(b"p"), 1);
-        let image = referrer_image(&subject, &layer);
+        let image = referrer_image(&subject, &layer, SIGNATURE_REFERRER);
         let parsed = manifest::Manifest::parse(&image.manifest, None).unwrap();
         assert_eq!(
             parsed.artifact_type.as_deref(),

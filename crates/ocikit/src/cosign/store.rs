@@ -13,9 +13,12 @@
 
 use std::future::Future;
 
+use super::attestation::ATTESTATION_REFERRER;
 use super::attestation::{self, Envelope, Statement};
 use super::payload::SimpleSigning;
-use super::signature::{self, SignatureLayer, SIMPLE_SIGNING_MEDIA_TYPE};
+use super::signature::{
+    self, ReferrerKind, SignatureLayer, SIGNATURE_REFERRER, SIMPLE_SIGNING_MEDIA_TYPE,
+};
 use super::{CosignError, PrivateKey};
 use crate::digest::Digest;
 use crate::manifest::{self, Descriptor};
@@ -93,6 +96,14 @@ pub trait Store: Sync {
         bytes: Vec<u8>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// The descriptors of the OCI 1.1 referrers of `digest` whose
+    /// `artifactType` is `artifact_type` (empty when there are none).
+    fn referrers(
+        &self,
+        digest: &Digest,
+        artifact_type: &str,
+    ) -> impl Future<Output = Result<Vec<Descriptor>, StoreError>> + Send;
+
     /// Stores a manifest under `tag`, or untagged (referrers) when `None`.
     fn put_manifest(
         &self,
@@ -159,7 +170,7 @@ pub async fn sign<S: Store>(
     let payload = SimpleSigning::new(docker_reference, &subject.digest, annotations).to_bytes();
     let layer = SignatureLayer::sign(key, payload);
     let tag = signature::signature_tag(&subject.digest);
-    store_layer(store, subject, layer, &tag, storage).await
+    store_layer(store, subject, layer, &tag, SIGNATURE_REFERRER, storage).await
 }
 
 /// Attests `statement` about `subject` with `key` and stores it as cosign does.
@@ -173,7 +184,7 @@ pub async fn attest<S: Store>(
     let envelope = Envelope::sign(key, &statement.to_bytes());
     let layer = envelope.to_layer(&statement.predicate_type);
     let tag = attestation::attestation_tag(&subject.digest);
-    store_layer(store, subject, layer, &tag, storage).await
+    store_layer(store, subject, layer, &tag, ATTESTATION_REFERRER, storage).await
 }
 
 async fn store_layer<S: Store>(
@@ -181,11 +192,25 @@ async fn store_layer<S: Store>(
     subject: &Descriptor,
     layer: SignatureLayer,
     tag: &str,
+    kind: ReferrerKind,
     storage: Storage,
 ) -> Result<Signed, StoreError> {
     let layer_digest = layer.descriptor.digest.clone();
     let image = match storage {
-        Storage::Referrers => signature::referrer_image(subject, &layer.descriptor),
+        Storage::Referrers => {
+            // ECDSA signing here is deterministic (RFC 6979): signing the
+            // same claim again makes the same referrer manifest.
+            let image = signature::referrer_image(subject, &layer.descriptor, kind);
+            if store.manifest(&image.digest().to_string()).await?.is_some() {
+                return Ok(Signed {
+                    digest: subject.digest.clone(),
+                    manifest: image.digest(),
+                    layer: layer_digest,
+                    added: false,
+                });
+            }
+            image
+        }
         Storage::LegacyTag => {
             let existing = store.manifest(tag).await?;
             let bytes = existing.as_ref().map(|m| m.bytes.as_slice());
@@ -220,45 +245,92 @@ async fn store_layer<S: Store>(
     })
 }
 
-/// The signature layers (descriptor and payload) stored for `digest`, bounded;
-/// none when the image has no `.sig` tag.
+/// The signature layers (descriptor and payload) stored for `digest`, in
+/// either form: the legacy `.sig` tag and OCI 1.1 referrers of cosign's
+/// signature type (the registry's referrers API, or the referrers tag
+/// schema where it has none). Bounded; an identical layer found in both
+/// forms is kept once; none when there are no signatures.
 pub async fn signature_layers<S: Store>(
     store: &S,
     digest: &Digest,
 ) -> Result<Vec<(Descriptor, Vec<u8>)>, StoreError> {
     layers(
         store,
+        digest,
         &signature::signature_tag(digest),
+        SIGNATURE_REFERRER.artifact_type,
         SIMPLE_SIGNING_MEDIA_TYPE,
         signature::MAX_SIGNATURE_PAYLOAD,
     )
     .await
 }
 
-/// The attestation layers stored for `digest`, bounded; none without `.att`.
+/// The attestation layers stored for `digest` (the `.att` tag and in-toto
+/// referrers), bounded; none when there are no attestations.
 pub async fn attestation_layers<S: Store>(
     store: &S,
     digest: &Digest,
 ) -> Result<Vec<(Descriptor, Vec<u8>)>, StoreError> {
     layers(
         store,
+        digest,
         &attestation::attestation_tag(digest),
+        ATTESTATION_REFERRER.artifact_type,
         attestation::DSSE_MEDIA_TYPE,
         attestation::MAX_ATTESTATION_PAYLOAD,
     )
     .await
 }
 
+/// The most referrer manifests of one artifact type read for one image.
+pub const MAX_REFERRERS: usize = 100;
+
 async fn layers<S: Store>(
     store: &S,
+    digest: &Digest,
     tag: &str,
+    artifact_type: &str,
     media_type: &str,
     max: u64,
 ) -> Result<Vec<(Descriptor, Vec<u8>)>, StoreError> {
-    let Some(manifest) = store.manifest(tag).await? else {
-        return Ok(Vec::new());
-    };
-    let descriptors = signature::check_layers(&manifest.bytes, media_type, max)?;
+    let (tagged, referrers) =
+        futures_util::future::join(store.manifest(tag), store.referrers(digest, artifact_type))
+            .await;
+    let mut manifests: Vec<StoredManifest> = tagged?.into_iter().collect();
+    let referrers = referrers?;
+    if referrers.len() > MAX_REFERRERS {
+        return Err(CosignError::TooLarge {
+            what: format!("the list of {artifact_type} referrers of {digest}"),
+            size: referrers.len() as u64,
+            limit: MAX_REFERRERS as u64,
+        }
+        .into());
+    }
+    for referrer in referrers {
+        // A tag schema index may name manifests deleted since: skip those.
+        if let Some(manifest) = store.manifest(&referrer.digest.to_string()).await? {
+            manifests.push(manifest);
+        }
+    }
+    let mut descriptors: Vec<Descriptor> = Vec::new();
+    for manifest in &manifests {
+        for layer in signature::check_layers(&manifest.bytes, media_type, max)? {
+            let seen = descriptors
+                .iter()
+                .any(|d| d.digest == layer.digest && d.annotations == layer.annotations);
+            if !seen {
+                descriptors.push(layer);
+            }
+        }
+        if descriptors.len() > signature::MAX_LAYERS {
+            return Err(CosignError::TooLarge {
+                what: format!("the signatures of {digest}"),
+                size: descriptors.len() as u64,
+                limit: signature::MAX_LAYERS as u64,
+            }
+            .into());
+        }
+    }
     let mut out = Vec::with_capacity(descriptors.len());
     for descriptor in descriptors {
         let bytes = store
@@ -303,6 +375,27 @@ pub(crate) mod memory {
         }
         async fn manifest(&self, reference: &str) -> Result<Option<StoredManifest>, StoreError> {
             Ok(self.manifests.lock().unwrap().get(reference).cloned())
+        }
+        async fn referrers(
+            &self,
+            digest: &Digest,
+            artifact_type: &str,
+        ) -> Result<Vec<Descriptor>, StoreError> {
+            let manifests = self.manifests.lock().unwrap();
+            let mut found: Vec<Descriptor> = Vec::new();
+            for stored in manifests.values() {
+                let Ok(parsed) = manifest::Manifest::parse(&stored.bytes, None) else {
+                    continue;
+                };
+                let refers = parsed.subject.as_ref().is_some_and(|s| s.digest == *digest);
+                if refers
+                    && parsed.artifact_type.as_deref() == Some(artifact_type)
+                    && !found.iter().any(|d| d.digest == stored.digest)
+                {
+                    found.push(stored.descriptor());
+                }
+            }
+            Ok(found)
         }
         async fn blob(&self, digest: &Digest, max: u64) -> Result<Vec<u8>, StoreError> {
             let blob = self.blobs.lock().unwrap().get(digest).cloned();
