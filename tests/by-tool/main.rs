@@ -5,6 +5,7 @@ mod oci_build;
 mod oci_copy;
 mod oci_copy_referrers;
 mod oci_copy_registry;
+mod oci_copy_tls;
 mod oci_inspect;
 mod oci_serve;
 mod oci_serve_prod;

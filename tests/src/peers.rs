@@ -23,6 +23,9 @@ pub struct RegistryConfig {
     pub extra_yaml: String,
     /// `http.tls.certificate` and `http.tls.key`.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// `http.tls.clientcas`: with any, the registry requires a client
+    /// certificate signed by one of these CAs (mutual TLS); needs `tls`.
+    pub client_cas: Vec<PathBuf>,
 }
 
 impl DockerRegistry {
@@ -39,12 +42,27 @@ impl DockerRegistry {
         let port = crate::free_port();
         let addr = format!("127.0.0.1:{port}");
         let tls = match &config.tls {
-            Some((cert, key)) => format!(
-                "  tls:\n    certificate: {}\n    key: {}\n",
-                cert.display(),
-                key.display()
-            ),
-            None => String::new(),
+            Some((cert, key)) => {
+                let mut tls = format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    cert.display(),
+                    key.display()
+                );
+                if !config.client_cas.is_empty() {
+                    tls.push_str("    clientcas:\n");
+                    for ca in &config.client_cas {
+                        tls.push_str(&format!("      - {}\n", ca.display()));
+                    }
+                }
+                tls
+            }
+            None => {
+                assert!(
+                    config.client_cas.is_empty(),
+                    "client_cas (mutual TLS) needs tls as well"
+                );
+                String::new()
+            }
         };
         let yaml = format!(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\

@@ -289,6 +289,17 @@ impl Repository {
                     }
                 }
             }
+            if let (true, Some((url, e))) = (*scheme == "https", &last) {
+                // A registry that wants a client certificate fails the same
+                // way over plain HTTP: say so instead of falling back.
+                if let Some(hint) = self.client_certificate_hint().await {
+                    return Err(RegistryError::Connect {
+                        url: url.to_string(),
+                        reason: error_chain(e),
+                        hint,
+                    });
+                }
+            }
         }
         let (url, e) = match last {
             Some(last) => last,
@@ -306,8 +317,10 @@ impl Repository {
         } else if reason.contains("certificate") || reason.contains("Certificate") {
             format!(
                 "; if {} uses a private CA, put it in /etc/containers/certs.d/{}/ca.crt or pass \
-                 its directory with --cert-dir (--tls-verify=false skips the check)",
-                self.host.registry, self.host.registry
+                 its directory with {} (--tls-verify=false skips the check)",
+                self.host.registry,
+                self.host.registry,
+                self.cert_dir_flag()
             )
         } else if reason.contains("InvalidContentType") || reason.contains("corrupt message") {
             "; the registry may speak plain HTTP: use --tls-verify=false for it".to_owned()
@@ -318,6 +331,45 @@ impl Repository {
             url: url.to_string(),
             reason,
             hint,
+        })
+    }
+
+    /// The flag that sets this side's certificate directory (`--cert-dir`,
+    /// `--src-cert-dir`, `--dest-cert-dir`), named like its creds flag.
+    fn cert_dir_flag(&self) -> String {
+        self.opts().creds_flag.replace("creds", "cert-dir")
+    }
+
+    /// After a failed HTTPS connection: if the registry asks for a client
+    /// certificate (mutual TLS), what to do about it.
+    async fn client_certificate_hint(&self) -> Option<String> {
+        let endpoint = self.host.endpoint.clone();
+        let asks =
+            tokio::task::spawn_blocking(move || tls::server_wants_client_certificate(&endpoint))
+                .await
+                .unwrap_or(false);
+        if !asks {
+            return None;
+        }
+        let opts = self.opts();
+        let registry = &self.host.registry;
+        let client = tls::cert_dirs(registry, opts.cert_dir.as_deref(), &opts.certs_d)
+            .iter()
+            .filter_map(|dir| tls::scan_cert_dir(dir).ok())
+            .find_map(|files| files.clients.into_iter().next());
+        Some(match client {
+            None => format!(
+                "; {registry} requires a client certificate (mutual TLS) and none was given: put \
+                 NAME.cert and NAME.key (and its CA as ca.crt) in \
+                 ~/.config/containers/certs.d/{registry}/ or /etc/containers/certs.d/{registry}/, \
+                 or pass their directory with {}",
+                self.cert_dir_flag()
+            ),
+            Some((cert, _)) => format!(
+                "; {registry} requires a client certificate and refused {}: check that a CA \
+                 the registry trusts (its http.tls.clientcas) signed it and that it has not expired",
+                cert.display()
+            ),
         })
     }
 

@@ -178,6 +178,120 @@ pub fn build_http(
     })
 }
 
+/// Whether the TLS server at `endpoint` (`host[:port]`, port 443 by default)
+/// asks clients for a certificate (mutual TLS). Asked only after a failed
+/// connection, to tell the user why: with TLS 1.3 the server's refusal of a
+/// client without a certificate arrives after the handshake and reaches the
+/// HTTP client as a bare "connection closed". The probe completes a
+/// handshake of its own, trusting any server certificate (it sends nothing
+/// but the handshake) and noting whether a `CertificateRequest` came.
+pub(crate) fn server_wants_client_certificate(endpoint: &str) -> bool {
+    use std::net::{TcpStream, ToSocketAddrs};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::client::ResolvesClientCert;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+
+    #[derive(Debug)]
+    struct AnyServer(Vec<SignatureScheme>);
+    impl ServerCertVerifier for AnyServer {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.clone()
+        }
+    }
+
+    #[derive(Debug, Default)]
+    struct Asked(AtomicBool);
+    impl ResolvesClientCert for Asked {
+        fn resolve(
+            &self,
+            _: &[&[u8]],
+            _: &[SignatureScheme],
+        ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            self.0.store(true, Ordering::SeqCst);
+            None
+        }
+        fn has_certs(&self) -> bool {
+            true
+        }
+    }
+
+    let host = host_part(endpoint);
+    let has_port = if endpoint.starts_with('[') {
+        endpoint.contains("]:")
+    } else {
+        endpoint.contains(':')
+    };
+    let addr = if has_port {
+        endpoint.to_owned()
+    } else {
+        format!("{endpoint}:443")
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let schemes = provider
+        .signature_verification_algorithms
+        .supported_schemes();
+    let asked = Arc::new(Asked::default());
+    let Ok(builder) =
+        rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()
+    else {
+        return false;
+    };
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServer(schemes)))
+        .with_client_cert_resolver(asked.clone());
+    let Ok(name) = ServerName::try_from(host.to_owned()) else {
+        return false;
+    };
+    let Ok(mut conn) = rustls::ClientConnection::new(Arc::new(config), name) else {
+        return false;
+    };
+    let Some(socket) = addr.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+        return false;
+    };
+    let Ok(mut tcp) = TcpStream::connect_timeout(&socket, Duration::from_secs(5)) else {
+        return false;
+    };
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = tcp.set_write_timeout(Some(Duration::from_secs(5)));
+    while conn.is_handshaking() && !asked.0.load(Ordering::SeqCst) {
+        if conn.complete_io(&mut tcp).is_err() {
+            break;
+        }
+    }
+    asked.0.load(Ordering::SeqCst)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
