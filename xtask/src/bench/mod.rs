@@ -52,10 +52,35 @@ pub struct Measurement {
 }
 
 /// Runs `command` to completion and measures it (wall time, CPU time, peak
-/// RSS via `wait4`, the only portable way to get a child's own peak memory).
-/// A non-zero exit is an error showing its stderr.
+/// RSS via `wait4`). A non-zero exit is an error showing its stderr.
+///
+/// Linux carries a process's memory high-water mark across `fork` and
+/// `exec`: a child's `ru_maxrss` is at least the peak of the process that
+/// started it, so a bench that once held a big fixture would report that
+/// fixture as the tool's memory. The child therefore resets its high-water
+/// mark (`/proc/self/clear_refs`, value 5) between `fork` and `exec`; what
+/// remains is the bench's *current* resident memory at that moment, which
+/// [`resident_now`] reports so the table can say how low the floor is.
 #[allow(unsafe_code)]
 pub fn measure(command: &mut Command) -> Result<Measurement> {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: the hook runs in the forked child before exec and only makes
+    // async-signal-safe system calls (open, write, close) on a static path.
+    unsafe {
+        command.pre_exec(|| {
+            let fd = libc::open(c"/proc/self/clear_refs".as_ptr(), libc::O_WRONLY);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let written = libc::write(fd, b"5".as_ptr().cast(), 1);
+            let error = std::io::Error::last_os_error();
+            libc::close(fd);
+            if written != 1 {
+                return Err(error);
+            }
+            Ok(())
+        })
+    };
     let started = Instant::now();
     let child = command
         .stdout(std::process::Stdio::null())
@@ -88,6 +113,20 @@ pub fn measure(command: &mut Command) -> Result<Measurement> {
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         max_rss: usage.ru_maxrss as u64 * 1024,
     })
+}
+
+/// This process's resident memory now (`VmRSS`), in bytes: the floor under
+/// every peak [`measure`] reports.
+pub fn resident_now() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
 }
 
 /// Runs `once` `runs` times and keeps the median wall time (with that run's
