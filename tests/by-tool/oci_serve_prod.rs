@@ -976,6 +976,86 @@ mod tls {
         assert!(line.contains(&image.digest), "{line}");
     }
 
+    /// containerd trusts oci-serve's test CA through a `hosts.toml` in its
+    /// private config dir, as a cluster node would, and refuses it without.
+    #[test]
+    fn containerd_pulls_over_tls_with_the_ca_in_hosts_toml() {
+        let Some(layer) = ocikit_e2e::fixtures::busybox_layer() else {
+            return;
+        };
+        let Some(tls) = TlsServer::start(false, "") else {
+            return;
+        };
+        let Some(containerd) = ocikit_e2e::peers::Containerd::start() else {
+            return;
+        };
+        let src = tls.dir.path().join("src");
+        let image = ocikit_e2e::fixtures::image_from_tars(&src, "v1", &[layer], true);
+        let certs = tls.dir.path().join("certs.d");
+        std::fs::create_dir_all(&certs).expect("dir");
+        std::fs::copy(&tls.ca.cert, certs.join("ca.crt")).expect("ca");
+        tool("oci-copy")
+            .args([
+                &format!("oci:{}:v1", src.display()),
+                &tls.server.url("tls/busybox:v1"),
+                "--dest-tls-verify",
+            ])
+            .args(["--dest-cert-dir", &certs.display().to_string()])
+            .assert()
+            .success();
+        let reference = format!("{}/tls/busybox:v1", tls.server.addr);
+
+        let untrusted = containerd
+            .ctr()
+            .args(["image", "pull", &reference])
+            .output()
+            .expect("ctr pull");
+        assert!(
+            !untrusted.status.success(),
+            "containerd pulled without trusting the test CA"
+        );
+
+        let hosts = containerd.dir.path().join("certs.d");
+        let host = hosts.join(&tls.server.addr);
+        std::fs::create_dir_all(&host).expect("hosts dir");
+        std::fs::write(
+            host.join("hosts.toml"),
+            format!(
+                "server = \"https://{addr}\"\n\n[host.\"https://{addr}\"]\n  \
+                 capabilities = [\"pull\", \"resolve\"]\n  ca = \"{ca}\"\n",
+                addr = tls.server.addr,
+                ca = tls.ca.cert.display()
+            ),
+        )
+        .expect("hosts.toml");
+        let pulled = containerd
+            .ctr()
+            .args(["image", "pull", "--hosts-dir"])
+            .arg(&hosts)
+            .arg(&reference)
+            .output()
+            .expect("ctr pull");
+        assert!(
+            pulled.status.success(),
+            "ctr image pull over TLS: {}\n{}\ncontainerd log:\n{}",
+            String::from_utf8_lossy(&pulled.stdout),
+            String::from_utf8_lossy(&pulled.stderr),
+            containerd.log()
+        );
+        let listed = containerd
+            .ctr()
+            .args(["image", "ls"])
+            .output()
+            .expect("ctr image ls");
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.contains(&reference) && l.contains(&image.digest)),
+            "{listed}"
+        );
+    }
+
     #[test]
     fn bad_tls_files_are_errors_naming_them() {
         let dir = temp_dir();

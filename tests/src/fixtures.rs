@@ -390,3 +390,29 @@ pub fn tag_manifest(dir: &Path, tag: &str, media_type: &str, bytes: &[u8]) -> St
     std::fs::write(&index_path, index.to_string()).expect("index.json");
     digest
 }
+
+/// A one-layer tar holding Debian's static busybox at `/bin/busybox`, for
+/// images a real runtime runs; `None` without busybox (see [`crate::require`]).
+pub fn busybox_layer() -> Option<Vec<u8>> {
+    let busybox = crate::require("busybox")?;
+    let binary = std::fs::read(&busybox).expect("reading busybox");
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut dir = tar::Header::new_ustar();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_size(0);
+    dir.set_mode(0o755);
+    dir.set_mtime(0);
+    dir.set_cksum();
+    builder
+        .append_data(&mut dir, "bin/", std::io::empty())
+        .expect("tar dir");
+    let mut file = tar::Header::new_ustar();
+    file.set_size(binary.len() as u64);
+    file.set_mode(0o755);
+    file.set_mtime(0);
+    file.set_cksum();
+    builder
+        .append_data(&mut file, "bin/busybox", binary.as_slice())
+        .expect("tar entry");
+    Some(builder.into_inner().expect("tar"))
+}

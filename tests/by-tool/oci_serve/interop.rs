@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use ocikit_e2e::fixtures::{check_layout, image_from_tars, small_image};
+use ocikit_e2e::fixtures::{busybox_layer, check_layout, image_from_tars, small_image};
 use ocikit_e2e::peers::Containerd;
 use ocikit_e2e::{require, temp_dir, tool};
 
@@ -200,31 +200,6 @@ fn umoci_unpacks_a_repository_directory() {
         .expect("scrub")
         .problems
         .is_empty());
-}
-
-/// A one-layer image of Debian's static busybox at `/bin/busybox`.
-fn busybox_layer() -> Option<Vec<u8>> {
-    let busybox = require("busybox")?;
-    let binary = std::fs::read(&busybox).expect("reading busybox");
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut dir = tar::Header::new_ustar();
-    dir.set_entry_type(tar::EntryType::Directory);
-    dir.set_size(0);
-    dir.set_mode(0o755);
-    dir.set_mtime(0);
-    dir.set_cksum();
-    builder
-        .append_data(&mut dir, "bin/", std::io::empty())
-        .expect("tar dir");
-    let mut file = tar::Header::new_ustar();
-    file.set_size(binary.len() as u64);
-    file.set_mode(0o755);
-    file.set_mtime(0);
-    file.set_cksum();
-    builder
-        .append_data(&mut file, "bin/busybox", binary.as_slice())
-        .expect("tar entry");
-    Some(builder.into_inner().expect("tar"))
 }
 
 #[test]
