@@ -136,6 +136,25 @@ fn bad_references_are_usage_errors_showing_the_syntax() {
 }
 
 #[test]
+fn a_layout_path_that_is_a_file_is_one_clear_error() {
+    let dir = temp_dir();
+    let file = dir.path().join("not-a-layout");
+    std::fs::write(&file, "x").expect("file");
+    let out = tool("oci-copy")
+        .args([
+            &format!("oci:{}:v1", file.display()),
+            &format!("oci:{}:v1", dir.path().join("dest").display()),
+        ])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let reason = "Not a directory";
+    assert_eq!(stderr.matches(reason).count(), 1, "said once: {stderr}");
+}
+
+#[test]
 fn a_blob_that_does_not_match_its_digest_is_rejected_and_nothing_is_tagged() {
     let dir = temp_dir();
     let image = small_image(&dir.path().join("src"), "v1");

@@ -159,7 +159,7 @@ pub struct Failure {
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.error)
+        f.write_str(&one_line(&self.error))
     }
 }
 
@@ -195,8 +195,27 @@ pub fn report(tool: &str, error: &anyhow::Error) -> u8 {
         .chain()
         .find_map(|e| e.downcast_ref::<Failure>())
         .map_or(1, |f| f.code);
-    eprintln!("{tool}: {error:#}");
+    eprintln!("{tool}: {}", one_line(error));
     code
+}
+
+/// The cause chain on one line, `outer: cause: …`, leaving out a cause whose
+/// text the line already holds: library errors often name their source in
+/// their own message (`{path}: {source}`), and saying it twice reads as two
+/// failures.
+pub fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Whether the error is a closed stdout (the reader went away, as with `| head`).
@@ -271,6 +290,35 @@ mod tests {
         fn command_for_test() -> clap::Command {
             <Probe as clap::CommandFactory>::command()
         }
+    }
+
+    /// An error whose message already names its source, as ocikit's
+    /// `{path}: {source}` errors do.
+    #[derive(Debug)]
+    struct Named(std::io::Error);
+
+    impl std::fmt::Display for Named {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "/x/index.json: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Named {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn one_line_says_each_cause_once() {
+        let io = std::io::Error::other("Not a directory");
+        let error = anyhow::Error::new(Named(io)).context("reading oci:/x");
+        assert_eq!(
+            one_line(&error),
+            "reading oci:/x: /x/index.json: Not a directory"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(one_line(&plain), "outer: inner");
     }
 
     #[test]
