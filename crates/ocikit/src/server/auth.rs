@@ -410,7 +410,7 @@ impl Auth {
         mac.update(b".");
         mac.update(body.as_bytes());
         let token = format!("{head}.{body}.{}", b64(&mac.finalize().into_bytes()));
-        let issued_at = humantime_rfc3339(issued);
+        let issued_at = crate::image::rfc3339(issued);
         let json = serde_json::json!({
             "token": token,
             "access_token": token,
@@ -480,28 +480,6 @@ fn origin(headers: &HeaderMap, uri: &Uri) -> String {
 /// A request header the server sets (after removing any the client sent)
 /// on requests that arrived over TLS, so challenges name `https://`.
 pub const TLS_MARK: &str = "x-ocikit-tls";
-
-/// Seconds since the epoch as RFC 3339 UTC (`2024-05-01T12:00:00Z`).
-fn humantime_rfc3339(seconds: u64) -> String {
-    let days = seconds / 86_400;
-    let rem = seconds % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
 
 #[cfg(test)]
 mod tests {
@@ -661,8 +639,8 @@ mod tests {
 
     #[test]
     fn rfc3339() {
-        assert_eq!(humantime_rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(humantime_rfc3339(1_714_564_800), "2024-05-01T12:00:00Z");
-        assert_eq!(humantime_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(crate::image::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(crate::image::rfc3339(1_714_564_800), "2024-05-01T12:00:00Z");
+        assert_eq!(crate::image::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 }
