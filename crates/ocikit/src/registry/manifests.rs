@@ -99,6 +99,28 @@ pub(crate) fn next_link(value: &str) -> Option<&str> {
     })
 }
 
+/// A manifest-sized response body: read up to [`MAX_MANIFEST_SIZE`] and
+/// refused beyond it, so a hostile registry cannot make us buffer more.
+pub(crate) async fn read_manifest_body(
+    resp: reqwest::Response,
+    url: &url::Url,
+) -> Result<Vec<u8>, RegistryError> {
+    let bytes = read_limited(resp, MAX_MANIFEST_SIZE + 1)
+        .await
+        .map_err(|e| RegistryError::Connect {
+            url: url.to_string(),
+            reason: super::client::error_chain(&e),
+            hint: String::new(),
+        })?;
+    if bytes.len() > MAX_MANIFEST_SIZE {
+        return Err(RegistryError::ManifestTooLarge {
+            url: url.to_string(),
+            limit: MAX_MANIFEST_SIZE,
+        });
+    }
+    Ok(bytes)
+}
+
 impl Repository {
     /// Fetches a manifest or index by tag or digest, with the full `Accept`
     /// list, bounded by [`MAX_MANIFEST_SIZE`], verified against the digest
@@ -132,19 +154,7 @@ impl Repository {
         }
         let header_type = content_type(resp.headers());
         let announced = announced_digest(resp.headers());
-        let bytes = read_limited(resp, MAX_MANIFEST_SIZE + 1)
-            .await
-            .map_err(|e| RegistryError::Connect {
-                url: url.to_string(),
-                reason: super::client::error_chain(&e),
-                hint: String::new(),
-            })?;
-        if bytes.len() > MAX_MANIFEST_SIZE {
-            return Err(RegistryError::ManifestTooLarge {
-                url: url.to_string(),
-                limit: MAX_MANIFEST_SIZE,
-            });
-        }
+        let bytes = read_manifest_body(resp, &url).await?;
         let expected = asked.or(announced);
         let digest = match expected {
             Some(expected) => {

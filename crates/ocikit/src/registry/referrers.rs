@@ -23,11 +23,11 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::auth::Access;
-use super::client::{read_limited, Repository};
-use super::manifests::next_link;
+use super::client::Repository;
+use super::manifests::{next_link, read_manifest_body};
 use super::RegistryError;
 use crate::digest::Digest;
-use crate::manifest::{self, Descriptor, Manifest, ManifestKind, MAX_MANIFEST_SIZE};
+use crate::manifest::{self, Descriptor, Manifest, ManifestKind};
 
 /// Where a list of referrers came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,19 +156,7 @@ impl Repository {
                 .and_then(|v| v.to_str().ok())
                 .and_then(next_link)
                 .and_then(|target| url.join(target).ok());
-            let body = read_limited(resp, MAX_MANIFEST_SIZE + 1)
-                .await
-                .map_err(|e| RegistryError::Connect {
-                    url: url.to_string(),
-                    reason: super::client::error_chain(&e),
-                    hint: String::new(),
-                })?;
-            if body.len() > MAX_MANIFEST_SIZE {
-                return Err(RegistryError::ManifestTooLarge {
-                    url: url.to_string(),
-                    limit: MAX_MANIFEST_SIZE,
-                });
-            }
+            let body = read_manifest_body(resp, &url).await?;
             let index = Manifest::parse(&body, Some(manifest::OCI_INDEX)).map_err(|e| {
                 RegistryError::InvalidResponse {
                     url: url.to_string(),
