@@ -302,6 +302,7 @@ const RULES: &str = r#"{
 struct Secured {
     server: OciServe,
     dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl Secured {
@@ -324,7 +325,23 @@ impl Secured {
         )
         .expect("config");
         let server = serve_config(&root, &config, extra);
-        Some(Secured { server, dir })
+        Some(Secured {
+            server,
+            dir,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
+        })
+    }
+
+    fn root(&self) -> std::path::PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// Stops the server (as a crash would) and starts it again over the
+    /// same root and config, on a new port.
+    fn restart(&mut self) {
+        self.server.kill();
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        self.server = serve_config(&self.root(), &self.dir.path().join("zot.json"), &extra);
     }
 
     fn as_user(&self, user: &str) -> Http {
@@ -598,6 +615,92 @@ mod users {
         let t = anonymous_token["token"].as_str().expect("token");
         let r = anon.send(anon.req("GET", "/v2/team/app/tags/list").bearer_auth(t));
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn bearer_tokens_outlive_a_restart_and_gc_and_scrub() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let Some(mut reg) = Secured::start(&["--auth-challenge", "bearer"]) else {
+            return;
+        };
+        let token_url = "/auth/token?service=ocikit-test&scope=repository:team/app:pull,push";
+        let answer = json(reg.as_user("alice").get(token_url));
+        let token = answer["token"].as_str().expect("token").to_owned();
+        let key_file = reg.root().join("_ocikit/token.key");
+        let key = std::fs::read(&key_file).expect("the key is kept in the root");
+        let mode = std::fs::metadata(&key_file)
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        let push = |reg: &Secured| {
+            let anon = reg.anonymous();
+            anon.send(
+                anon.req("POST", "/v2/team/app/blobs/uploads/")
+                    .bearer_auth(&token),
+            )
+            .status()
+        };
+        assert_eq!(push(&reg), StatusCode::ACCEPTED);
+        reg.restart();
+        assert_eq!(
+            push(&reg),
+            StatusCode::ACCEPTED,
+            "the token outlived a restart"
+        );
+
+        // GC and scrub of the root leave the key alone.
+        let (r, _) = reg.as_user("alice").push_image("team/app", "v1", "token");
+        assert_eq!(r.status(), StatusCode::CREATED);
+        reg.server.kill();
+        let root = reg.root().display().to_string();
+        for args in [
+            vec!["gc", "--root", &root, "--grace", "0s", "--delete-untagged"],
+            vec!["scrub", "--root", &root],
+        ] {
+            let out = tool("oci-serve").args(&args).output().expect("run");
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                !String::from_utf8_lossy(&out.stderr).contains("token.key"),
+                "{args:?} looked at the key"
+            );
+            assert_eq!(
+                std::fs::read(&key_file).expect("still there"),
+                key,
+                "{args:?}"
+            );
+        }
+        reg.restart();
+        assert_eq!(push(&reg), StatusCode::ACCEPTED);
+
+        // Deleting the key revokes every token at the next start.
+        std::fs::remove_file(&key_file).expect("rm");
+        reg.restart();
+        assert_eq!(push(&reg), StatusCode::UNAUTHORIZED);
+        assert_ne!(std::fs::read(&key_file).expect("a new key"), key);
+
+        // A damaged key is an error naming the file and the fix.
+        reg.server.kill();
+        std::fs::write(&key_file, "garbage").expect("damage");
+        let out = tool("oci-serve")
+            .args([
+                "serve",
+                &reg.dir.path().join("zot.json").display().to_string(),
+            ])
+            .timeout(Duration::from_secs(20))
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&key_file.display().to_string())
+                && stderr.contains("delete the file and restart"),
+            "{stderr}"
+        );
     }
 
     fn skopeo(args: &[&str]) -> std::process::Output {

@@ -408,8 +408,17 @@ fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Where a root keeps its token-signing key: in the private directory, which
+/// no repository name can reach and which GC and scrub leave alone.
+pub fn token_key_path(root: &std::path::Path) -> PathBuf {
+    root.join(ocikit::storage::fs::PRIVATE_DIR)
+        .join("token.key")
+}
+
 /// Users and rules, when the settings have any; the htpasswd file is read
-/// once here (a bad line is an error naming it).
+/// once here (a bad line is an error naming it), and the token-signing key
+/// is read from the root (made on the first start), so tokens outlive a
+/// restart.
 fn auth(settings: &Settings) -> anyhow::Result<Option<Auth>> {
     let client_certs = settings.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
     if settings.htpasswd.is_none() && settings.access.is_none() && !client_certs {
@@ -421,13 +430,17 @@ fn auth(settings: &Settings) -> anyhow::Result<Option<Auth>> {
         .map(Htpasswd::load)
         .transpose()
         .context("http.auth.htpasswd.path")?;
-    Ok(Some(Auth::new(AuthOptions {
-        realm: settings.realm.clone(),
-        htpasswd,
-        access: settings.access.clone(),
-        scheme: settings.scheme,
-        fail_delay: settings.fail_delay,
-    })))
+    let key = ocikit::server::auth::token_key(&token_key_path(&settings.root))?;
+    Ok(Some(Auth::with_token_key(
+        AuthOptions {
+            realm: settings.realm.clone(),
+            htpasswd,
+            access: settings.access.clone(),
+            scheme: settings.scheme,
+            fail_delay: settings.fail_delay,
+        },
+        key,
+    )))
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -19,10 +19,13 @@
 //! `GET /auth/token?service=…&scope=repository:<name>:pull,push` with Basic
 //! credentials (or none, for an anonymous token) answers the docker token
 //! protocol's `{"token","access_token","expires_in","issued_at"}`. A token
-//! is an HS256 JWT signed with a key made at start (tokens end with the
-//! process) that names its user; what the user may do is decided per
+//! is an HS256 JWT that names its user; what the user may do is decided per
 //! request by the access rules, so a token never grants more than its user's
 //! rules, and the `access` claim only tells the client what was granted.
+//!
+//! The signing key is made once and kept in a file ([`token_key`]; oci-serve
+//! keeps it at `ROOT/_ocikit/token.key`, mode 0600), so tokens survive a
+//! restart. Deleting the file revokes every token at the next start.
 //!
 //! # Cost on the hot path
 //!
@@ -31,6 +34,8 @@
 //! [`Htpasswd`] (one SHA-256 after the first) or one HMAC: no file is read
 //! and no bcrypt runs per request.
 
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
@@ -82,7 +87,7 @@ pub struct AuthOptions {
 #[derive(Debug)]
 pub struct Auth {
     options: AuthOptions,
-    key: [u8; 32],
+    key: [u8; TOKEN_KEY_LEN],
 }
 
 /// The identity of a verified client certificate, put into a request's
@@ -142,12 +147,114 @@ fn scope_actions(action: Action) -> &'static str {
     }
 }
 
+/// The length of a token-signing key in bytes.
+pub const TOKEN_KEY_LEN: usize = 32;
+
+/// Why the token-signing key file could not be read or made.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenKeyError {
+    /// The file (or its directory) could not be read or written.
+    #[error("token-signing key {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a key this registry wrote.
+    #[error("token-signing key {path}: {reason}; delete the file and restart to make a new key (tokens issued before stop working)")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+fn fresh_key() -> [u8; TOKEN_KEY_LEN] {
+    use rand_core::RngCore;
+    let mut key = [0u8; TOKEN_KEY_LEN];
+    rand_core::OsRng.fill_bytes(&mut key);
+    key
+}
+
+/// The token-signing key kept in `path` (64 hex digits and a newline),
+/// made on first use: written to a temp file with mode 0600, fsynced and
+/// linked into place only if no key is there yet, so a crash or a second
+/// process never leaves a half-written or replaced key behind.
+pub fn token_key(path: &Path) -> Result<[u8; TOKEN_KEY_LEN], TokenKeyError> {
+    let io = |source| TokenKeyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::read(path) {
+        Ok(bytes) => return parse_token_key(path, &bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let key = fresh_key();
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let written = (|| {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(format!("{}\n", hex::encode(key)).as_bytes())?;
+        file.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => {
+            if let Some(dir) = path.parent() {
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io)?;
+            }
+            Ok(key)
+        }
+        // Another process made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            parse_token_key(path, &std::fs::read(path).map_err(io)?)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+fn parse_token_key(path: &Path, bytes: &[u8]) -> Result<[u8; TOKEN_KEY_LEN], TokenKeyError> {
+    let malformed = |reason: String| TokenKeyError::Malformed {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| malformed("not text (expected 64 hex digits)".into()))?
+        .trim();
+    if text.len() != 2 * TOKEN_KEY_LEN {
+        return Err(malformed(format!(
+            "{} characters where 64 hex digits belong",
+            text.len()
+        )));
+    }
+    let mut key = [0u8; TOKEN_KEY_LEN];
+    hex::decode_to_slice(text, &mut key)
+        .map_err(|e| malformed(format!("not 64 hex digits ({e})")))?;
+    Ok(key)
+}
+
 impl Auth {
-    /// Sets up authentication with a fresh token-signing key.
+    /// Sets up authentication with a fresh token-signing key (tokens end
+    /// with this value; see [`Auth::with_token_key`] to keep them).
     pub fn new(options: AuthOptions) -> Auth {
-        use rand_core::RngCore;
-        let mut key = [0u8; 32];
-        rand_core::OsRng.fill_bytes(&mut key);
+        Auth::with_token_key(options, fresh_key())
+    }
+
+    /// Sets up authentication signing tokens with `key` (from [`token_key`]).
+    pub fn with_token_key(options: AuthOptions, key: [u8; TOKEN_KEY_LEN]) -> Auth {
         Auth { options, key }
     }
 
@@ -267,6 +374,17 @@ impl Auth {
             return Err("the Bearer token has expired; fetch a new one".into());
         }
         Ok((!claims.sub.is_empty()).then_some(claims.sub))
+    }
+
+    /// A JWT of `claims`, signed with this registry's key.
+    fn sign(&self, claims: &Claims) -> String {
+        let head = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let body = b64(&serde_json::to_vec(claims).unwrap_or_default());
+        let mut mac = self.mac();
+        mac.update(head.as_bytes());
+        mac.update(b".");
+        mac.update(body.as_bytes());
+        format!("{head}.{body}.{}", b64(&mac.finalize().into_bytes()))
     }
 
     fn mac(&self) -> Hmac<Sha256> {
@@ -403,13 +521,7 @@ impl Auth {
             exp: issued + TOKEN_TTL.as_secs(),
             access,
         };
-        let head = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
-        let body = b64(&serde_json::to_vec(&claims).unwrap_or_default());
-        let mut mac = self.mac();
-        mac.update(head.as_bytes());
-        mac.update(b".");
-        mac.update(body.as_bytes());
-        let token = format!("{head}.{body}.{}", b64(&mac.finalize().into_bytes()));
+        let token = self.sign(&claims);
         let issued_at = crate::image::rfc3339(issued);
         let json = serde_json::json!({
             "token": token,
@@ -635,6 +747,59 @@ mod tests {
             wrong.headers()[header::WWW_AUTHENTICATE],
             "Basic realm=\"test-realm\""
         );
+    }
+
+    #[test]
+    fn token_keys_are_kept_private_and_checked() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("token.key");
+        let key = token_key(&path).expect("made");
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(token_key(&path).expect("read again"), key);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["token.key"], "no temp file left");
+        // Tokens of one Auth verify in another with the same key.
+        let options = || AuthOptions {
+            realm: "r".into(),
+            htpasswd: Some(users()),
+            ..AuthOptions::default()
+        };
+        let (a, b) = (
+            Auth::with_token_key(options(), key),
+            Auth::with_token_key(options(), key),
+        );
+        let token = a.sign(&Claims {
+            iss: "oci-serve".into(),
+            sub: "alice".into(),
+            aud: "r".into(),
+            iat: now(),
+            nbf: now(),
+            exp: now() + 60,
+            access: Vec::new(),
+        });
+        assert_eq!(b.bearer(&token), Ok(Some("alice".into())));
+        for (text, words) in [
+            ("", "0 characters where 64 hex digits belong"),
+            (&"zz".repeat(32)[..], "not 64 hex digits"),
+            (&"ab".repeat(31)[..], "62 characters"),
+        ] {
+            std::fs::write(&path, text).expect("write");
+            let err = token_key(&path).expect_err(text).to_string();
+            assert!(
+                err.contains(words)
+                    && err.contains("token.key")
+                    && err.contains("delete the file and restart"),
+                "{err}"
+            );
+        }
+        let missing = dir.path().join("no/such/dir/token.key");
+        let err = token_key(&missing).expect_err("no dir").to_string();
+        assert!(err.contains("no/such/dir/token.key"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //!   _ocikit/blobs/<alg>/<hex>     the shared blob store (one copy of every blob)
 //!   _ocikit/uploads/<id>          upload sessions in progress
 //!   _ocikit/tmp/                  files being written, renamed into place when complete
+//!   _ocikit/lock                  held by the one process that serves the root
+//!   _ocikit/token.key             oci-serve's token-signing key (not storage's:
+//!                                 GC and scrub only look at blobs/ and uploads/)
 //!   library/alpine/               repository `library/alpine`: an OCI image layout
 //!     oci-layout                  {"imageLayoutVersion":"1.0.0"}
 //!     index.json                  every manifest of the repository; tags as
