@@ -371,3 +371,25 @@ fn a_referrer_listed_for_the_wrong_subject_is_refused() {
         .assert()
         .success();
 }
+
+#[test]
+fn a_layout_without_a_tag_means_its_image_not_its_referrers() {
+    let dir = temp_dir();
+    let src = dir.path().join("signed");
+    let signed = signed_layout(&src);
+    let out = tool("oci-inspect")
+        .args(["--digest", &format!("oci:{}", src.display())])
+        .assert()
+        .success();
+    assert_eq!(json_line(&out.get_output().stdout)["digest"], signed.image);
+    let dest = dir.path().join("copy");
+    tool("oci-copy")
+        .args([
+            &format!("oci:{}", src.display()),
+            &format!("oci:{}:v1", dest.display()),
+        ])
+        .assert()
+        .success();
+    check_layout(&dest).expect("a valid layout");
+    assert_eq!(layout_referrers(&dest, &signed.image), [signed.sbom]);
+}

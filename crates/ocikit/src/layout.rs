@@ -70,7 +70,8 @@ pub enum LayoutError {
         /// The tags that exist, comma-separated, or "none".
         available: String,
     },
-    /// No tag was given and the layout does not hold exactly one manifest.
+    /// No tag was given and the layout does not hold exactly one image
+    /// (referrers of a listed image and repeated digests not counted).
     #[error("{path}: holds {count} images; name one with oci:{path}:TAG or oci:{path}@DIGEST")]
     Ambiguous {
         /// The layout.
@@ -297,13 +298,41 @@ impl Layout {
                     }
                 });
         }
-        match manifests.as_slice() {
+        if let [only] = manifests.as_slice() {
+            return Ok(only.clone());
+        }
+        let candidates = self.images_besides_referrers(manifests)?;
+        match candidates.as_slice() {
             [only] => Ok(only.clone()),
             _ => Err(LayoutError::Ambiguous {
                 path: self.root.clone(),
-                count: manifests.len(),
+                count: candidates.len(),
             }),
         }
+    }
+
+    /// The distinct manifests of `manifests` that are not referrers of
+    /// another one listed: what "the image in this layout" can mean once
+    /// oci-sign or oci-copy has stored its signatures beside it untagged,
+    /// or one image carries two tags.
+    fn images_besides_referrers(
+        &self,
+        manifests: Vec<Descriptor>,
+    ) -> Result<Vec<Descriptor>, LayoutError> {
+        let referrers = self.referrers_by_subject()?;
+        let listed: std::collections::HashSet<&Digest> =
+            manifests.iter().map(|d| &d.digest).collect();
+        let is_referrer_of_listed: std::collections::HashSet<Digest> = referrers
+            .iter()
+            .filter(|(subject, _)| listed.contains(subject))
+            .flat_map(|(_, found)| found.iter().map(|d| d.digest.clone()))
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        Ok(manifests
+            .into_iter()
+            .filter(|d| !is_referrer_of_listed.contains(&d.digest))
+            .filter(|d| seen.insert(d.digest.clone()))
+            .collect())
     }
 
     /// Where a blob lives (whether or not it exists).
@@ -715,6 +744,19 @@ mod tests {
             .referrers(&sig.digest, None)
             .expect("none")
             .is_empty());
+        // Without a tag the layout still means its one image: referrers of
+        // it (and of them) and a second tag on it are not other images.
+        layout
+            .set_manifest(&base, Some("latest"))
+            .expect("second tag");
+        assert_eq!(
+            layout.resolve(None, None).expect("one image").digest,
+            base.digest
+        );
+        let other = image(&layout, 2);
+        layout.set_manifest(&other, None).expect("another image");
+        let err = layout.resolve(None, None).expect_err("two images");
+        assert!(err.to_string().contains("holds 2 images"), "{err}");
         // A listed manifest that is corrupt fails the scan, naming it.
         fs::write(layout.blob_path(&sig.digest), b"tampered").expect("tamper");
         let err = layout.referrers(&base.digest, None).expect_err("corrupt");
@@ -752,7 +794,8 @@ mod tests {
             "{err}"
         );
         let err = again.resolve(None, None).expect_err("ambiguous");
-        assert!(err.to_string().contains("holds 3 images"), "{err}");
+        // Three entries, two images: b carries two tags.
+        assert!(err.to_string().contains("holds 2 images"), "{err}");
         assert_eq!(again.check().expect("valid"), 4);
         let leftovers = fs::read_dir(&path)
             .expect("dir")

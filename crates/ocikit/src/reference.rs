@@ -5,7 +5,9 @@
 //!
 //! - `oci:PATH[:TAG]` an OCI image layout directory (plus the ocikit extension
 //!   `oci:PATH@DIGEST`, which skopeo 1.9 cannot read: accepted, never written
-//!   where skopeo may read it);
+//!   where skopeo may read it); without a tag or digest it means the
+//!   layout's one image, its untagged referrers (signatures, SBOMs) and
+//!   extra tags not counting as other images;
 //! - `oci-archive:FILE[:TAG]` a tar of such a layout;
 //! - `docker://HOST[:PORT]/REPO[:TAG|@DIGEST]` a registry, and the same without
 //!   the `docker://` prefix, as cosign and kubectl write it.
