@@ -336,10 +336,28 @@ fn failed_builds_tag_nothing() {
         return;
     }
     std::fs::write(dir.path().join("data"), "content").expect("write");
+    // A tar base with an entry that climbs out of the root.
+    let mut evil = Vec::new();
+    {
+        let mut builder = tar::Builder::new(&mut evil);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(1);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.as_old_mut().name[..12].copy_from_slice(b"../../escape");
+        header.set_cksum();
+        builder.append(&header, &b"x"[..]).expect("append");
+        builder.finish().expect("finish");
+    }
+    std::fs::write(dir.path().join("evil.tar"), &evil).expect("write");
     let cases = [
         (
             "first:\n  from: {type: tar, url: busybox.tar}\nsecond:\n  from: {type: built, tag: first}\n  run: |\n    echo about to fail\n    exit 3\n",
             "image second: run failed with exit status 3; the end of its output:\n",
+        ),
+        (
+            "ok:\n  from: {type: tar, url: busybox.tar}\nimg:\n  from: {type: tar, url: evil.tar}\n",
+            "evil.tar: entry ../../escape: it climbs out of the root with `..`",
         ),
         (
             "img:\n  from: {type: tar, url: busybox.tar}\n  imports: [missing.txt]\n",
@@ -363,6 +381,14 @@ fn failed_builds_tag_nothing() {
             index_tags(&dir.path().join("oci")).is_empty(),
             "{yaml}: something was tagged"
         );
+        if let Some((_, tail)) = stderr.split_once("the end of its output:\n") {
+            // busybox's echo may flush its stdout after the shell's trace.
+            for line in ["+ echo about to fail", "about to fail", "+ exit 3"] {
+                assert!(tail.lines().any(|l| l == line), "{line}: {stderr}");
+            }
+        }
+        assert!(!dir.path().join("escape").exists());
+        assert!(!dir.path().join("roots/escape").exists());
     }
     let stderr = String::from_utf8_lossy(
         &tool("oci-build")
@@ -873,4 +899,269 @@ fn generate_labels_turns_files_into_labels() {
         "{stderr}"
     );
     assert!(index_tags(&d.join("failed")).is_empty());
+}
+
+/// Runs `program args` in `dir`, asserting success; returns stdout.
+fn run_ok(program: &Path, args: &[&str], dir: &Path) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("spawn");
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}",
+        program.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every directive of the format in one build, each checked in the result:
+/// imports placed as stacker places them (exact `dest`, `dest/`, a path's
+/// trailing `/`, mode/uid/gid), imports without `dest` visible to `run` only
+/// (legacy `import` at /stacker and /.stacker/imports), overlay_dirs, binds
+/// in all three spellings with relative paths (writable, left out of the
+/// image), build_env and anchored build_env_passthrough, and the config
+/// directives; `full_command` clears the inherited cmd. The result is read
+/// by umoci, run with runc, pushed with oci-copy and read back by skopeo.
+#[test]
+fn every_directive_reaches_the_image() {
+    let (Some(runc), Some(umoci), Some(skopeo)) = (
+        ocikit_e2e::require("runc"),
+        ocikit_e2e::require("umoci"),
+        ocikit_e2e::require("skopeo"),
+    ) else {
+        return;
+    };
+    let Some(registry) = ocikit_e2e::peers::DockerRegistry::start() else {
+        return;
+    };
+    let dir = temp_dir();
+    let d = dir.path();
+    if busybox_tar(d).is_none() {
+        return;
+    }
+    let write = |path: &str, text: &str| {
+        let path = d.join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    write("conf/app.conf", "port=1\n");
+    write("files/greeting", "hello\n");
+    write("files/sub/inner", "inner\n");
+    write("overlay/etc/motd", "welcome\n");
+    write("bindsrc/bound", "bound\n");
+    write("legacy.txt", "legacy\n");
+    std::fs::create_dir_all(d.join("project")).expect("mkdir");
+    std::fs::write(
+        d.join("project/stacker.yaml"),
+        r#"base:
+  from: {type: tar, url: ../busybox.tar}
+  build_only: true
+  run: |
+    /bin/busybox mkdir -p /usr/bin /etc/existing
+    /bin/busybox --install -s /usr/bin
+    echo old > /etc/existing/old
+  environment: {PATH: /usr/bin:/bin}
+  cmd: [inherited]
+directives:
+  from: {type: built, tag: base}
+  imports:
+    - path: ../conf
+      dest: /etc/existing
+    - path: ../conf
+      dest: /opt/
+    - path: ../conf/
+      dest: /srv
+    - path: ../files/greeting
+      dest: /usr/share/greeting
+      mode: 0600
+      uid: 1000
+      gid: 1000
+    - ../files/
+    - ../files
+  overlay_dirs:
+    - source: ../overlay
+      dest: /
+  binds:
+    - ../bindsrc -> /mnt/rel
+    - source: ../bindsrc
+      dest: /mnt/map
+    - ${{BIND}}
+  build_env: {BUILD_VAR: from-build-env}
+  build_env_passthrough: [PASS_M, 'OTHER_.*']
+  run:
+    - test -f /stacker/imports/greeting
+    - test -f /stacker/imports/sub/inner
+    - test -f /stacker/imports/files/greeting
+    - test ! -e /stacker/imports/conf
+    - test ! -e /stacker/imports/app.conf
+    - cat /mnt/rel/bound /mnt/map/bound ${{BIND}}/bound > /from-binds
+    - echo written-by-run > /mnt/rel/out
+    - echo "$BUILD_VAR ${PASS_M:-unset} ${PASS_ME:-unset} ${OTHER_X:-unset}" > /env-seen
+  environment: {GREETING: hi}
+  labels: {org.example.label: yes}
+  annotations: {org.opencontainers.image.version: 1.0}
+  volumes: [/data]
+  working_dir: /srv
+  runtime_user: 1000
+  entrypoint: /bin/sh -c 'cat "$0"'
+  cmd: /usr/share/greeting
+full:
+  from: {type: built, tag: directives}
+  full_command: "/usr/bin/cat '/usr/share/greeting'"
+legacy:
+  from: {type: built, tag: base}
+  import:
+    - ../legacy.txt
+  run: |
+    cat /stacker/legacy.txt > /l1
+    cat /.stacker/imports/legacy.txt > /l2
+"#,
+    )
+    .expect("write");
+    let bind = d.join("bindsrc");
+    let out = tool("oci-build")
+        .current_dir(d)
+        .args(["-f", "project/stacker.yaml", "--substitute"])
+        .arg(format!("BIND={}", bind.display()))
+        .env("PASS_M", "pm")
+        .env("PASS_ME", "pme")
+        .env("OTHER_X", "ox")
+        .assert()
+        .success();
+    let names: Vec<String> = lines(&out.get_output().stdout)
+        .iter()
+        .map(|l| l["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(names, ["directives", "full", "legacy"]);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(stderr.contains("`import` is deprecated"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("bindsrc/out")).expect("bind written"),
+        "written-by-run\n"
+    );
+
+    let unpack = |tag: &str| {
+        let bundle = d.join(format!("bundle-{tag}"));
+        run_ok(
+            &umoci,
+            &[
+                "unpack",
+                "--image",
+                &format!("oci:{tag}"),
+                &format!("bundle-{tag}"),
+            ],
+            d,
+        );
+        bundle
+    };
+    let bundle = unpack("directives");
+    let rootfs = bundle.join("rootfs");
+    let read =
+        |p: &str| std::fs::read_to_string(rootfs.join(p)).unwrap_or_else(|e| panic!("/{p}: {e}"));
+    assert_eq!(read("etc/existing/old"), "old\n", "merged, not replaced");
+    assert_eq!(read("etc/existing/app.conf"), "port=1\n");
+    assert_eq!(read("opt/conf/app.conf"), "port=1\n");
+    assert_eq!(read("srv/app.conf"), "port=1\n");
+    assert!(!rootfs.join("srv/conf").exists());
+    assert_eq!(read("usr/share/greeting"), "hello\n");
+    let meta = std::fs::metadata(rootfs.join("usr/share/greeting")).expect("meta");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (meta.mode() & 0o7777, meta.uid(), meta.gid()),
+        (0o600, 1000, 1000)
+    );
+    assert_eq!(read("etc/motd"), "welcome\n");
+    assert_eq!(read("from-binds"), "bound\nbound\nbound\n");
+    assert_eq!(read("env-seen"), "from-build-env pm unset ox\n");
+    for absent in ["stacker", "mnt", "greeting", "files", "tmp", ".oci-build"] {
+        assert!(!rootfs.join(absent).exists(), "/{absent} in the image");
+    }
+    let config = image_config(&d.join("oci"), "directives");
+    let c = &config["config"];
+    assert!(
+        c["Env"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .any(|e| e == "GREETING=hi"),
+        "{c}"
+    );
+    assert_eq!(c["Labels"]["org.example.label"], "yes");
+    assert_eq!(c["Volumes"], serde_json::json!({"/data": {}}));
+    assert_eq!(c["WorkingDir"], "/srv");
+    assert_eq!(c["User"], "1000");
+    assert_eq!(
+        c["Entrypoint"],
+        serde_json::json!(["/bin/sh", "-c", "cat \"$0\""])
+    );
+    assert_eq!(c["Cmd"], serde_json::json!(["/usr/share/greeting"]));
+    let full = image_config(&d.join("oci"), "full");
+    assert_eq!(
+        full["config"]["Entrypoint"],
+        serde_json::json!(["/usr/bin/cat", "/usr/share/greeting"])
+    );
+    assert!(full["config"]["Cmd"].is_null(), "{}", full["config"]);
+
+    // runc runs the image as its config says (user 1000 reads its 0600 file).
+    let full_bundle = unpack("full");
+    let config_path = full_bundle.join("config.json");
+    let mut runtime: Value = read_json(&config_path);
+    runtime["process"]["terminal"] = Value::Bool(false);
+    assert_eq!(runtime["process"]["user"]["uid"], 1000);
+    std::fs::write(&config_path, runtime.to_string()).expect("write");
+    let state = d.join("runc-state");
+    let id = format!("oci-build-e2e-{}", std::process::id());
+    let ran = std::process::Command::new(&runc)
+        .arg("--root")
+        .arg(&state)
+        .args(["run", "--bundle"])
+        .arg(&full_bundle)
+        .arg(&id)
+        .output()
+        .expect("runc");
+    assert!(
+        ran.status.success(),
+        "runc: {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello\n");
+
+    let legacy = unpack("legacy");
+    assert_eq!(
+        std::fs::read_to_string(legacy.join("rootfs/l1")).expect("l1"),
+        "legacy\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(legacy.join("rootfs/l2")).expect("l2"),
+        "legacy\n"
+    );
+    assert!(!legacy.join("rootfs/.stacker").exists());
+
+    // Pushed with oci-copy, read back by skopeo; the annotation is on the manifest.
+    let target = format!("docker://{}/app/directives:1", registry.addr);
+    tool("oci-copy")
+        .current_dir(d)
+        .args(["-q", "oci:oci:directives", &target])
+        .assert()
+        .success();
+    let raw = run_ok(
+        &skopeo,
+        &["inspect", "--tls-verify=false", "--raw", &target],
+        d,
+    );
+    let manifest: Value = serde_json::from_str(&raw).expect("manifest");
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.version"],
+        "1.0"
+    );
+    let info: Value = serde_json::from_str(&run_ok(
+        &skopeo,
+        &["inspect", "--tls-verify=false", &target],
+        d,
+    ))
+    .expect("inspect");
+    assert_eq!(info["Labels"]["org.example.label"], "yes");
 }

@@ -489,32 +489,23 @@ fn build_one(
         }
     };
 
-    // Imports: staged for `run`, and copied in where they have a `dest`.
+    // Imports: copied into the image where they have a `dest`, otherwise
+    // staged for `run` (see Import::target for where each lands).
     let imports_dir = root.join("imports");
     fs::mkdirs(&imports_dir)?;
     for (import, source) in image.imports.iter().zip(&sources) {
-        let source = source.as_path();
-        let base_name = Path::new(import.path.trim_end_matches('/'))
-            .file_name()
-            .map(|n| n.to_owned())
-            .unwrap_or_default();
-        let contents_only = import.path.ends_with('/');
         let own = fs::Ownership {
             mode: import.mode,
             uid: import.uid.unwrap_or(0),
             gid: import.gid.unwrap_or(0),
         };
-        let staged = imports_dir.join(&base_name);
-        fs::copy_normalized(source, &staged, own)?;
-        if let Some(dest) = &import.dest {
-            let dest_path = fs::inside(&rootfs, dest)?;
-            let target = if contents_only || !(dest.ends_with('/') || dest_path.is_dir()) {
-                dest_path
-            } else {
-                dest_path.join(&base_name)
-            };
-            fs::copy_normalized(source, &target, own)?;
-        }
+        let within = if import.dest.is_some() {
+            &rootfs
+        } else {
+            &imports_dir
+        };
+        let target = fs::inside(within, &import.target())?;
+        fs::copy_normalized(source, &target, own)?;
     }
     for overlay in &image.overlay_dirs {
         let dest = fs::inside(&rootfs, &overlay.dest)?;
@@ -536,11 +527,7 @@ fn build_one(
         }
     }
     if let Some(script) = image.script() {
-        let mut mounts = vec![run::Mount {
-            source: imports_dir.clone(),
-            dest: image.imports_dir().to_owned(),
-            readonly: true,
-        }];
+        let mut mounts = import_mounts(image, &imports_dir);
         for bind in &image.binds {
             mounts.push(run::Mount {
                 source: bind.source.clone(),
@@ -634,6 +621,19 @@ fn build_one(
     ))
 }
 
+/// The read-only mounts of the imports directory in a `run` container.
+fn import_mounts(image: &Image, imports_dir: &Path) -> Vec<run::Mount> {
+    image
+        .imports_dirs()
+        .iter()
+        .map(|dest| run::Mount {
+            source: imports_dir.to_owned(),
+            dest: (*dest).to_owned(),
+            readonly: true,
+        })
+        .collect()
+}
+
 /// Runs `generate_labels` over a throwaway copy of the finished root
 /// filesystem (its changes are not recorded, as in stacker) and returns the
 /// labels it wrote: each file in `/oci-labels` (also visible as
@@ -652,12 +652,11 @@ fn generate_labels(
     fs::remove_tree(&labels_dir)?;
     fs::copy_preserving(&root.join("rootfs"), &scratch)?;
     fs::mkdirs(&labels_dir)?;
-    let mounts = vec![
-        run::Mount {
-            source: imports_dir.to_owned(),
-            dest: image.imports_dir().to_owned(),
-            readonly: true,
-        },
+    // The mount point of /stacker/oci-labels, for when /stacker itself is
+    // the read-only imports mount (the legacy `import`).
+    fs::mkdirs(&imports_dir.join("oci-labels"))?;
+    let mut mounts = import_mounts(image, imports_dir);
+    mounts.extend([
         run::Mount {
             source: labels_dir.clone(),
             dest: "/oci-labels".into(),
@@ -668,7 +667,7 @@ fn generate_labels(
             dest: "/stacker/oci-labels".into(),
             readonly: false,
         },
-    ];
+    ]);
     let step_name = format!("{} (generate_labels)", image.name);
     run::run(&run::RunStep {
         image: &step_name,

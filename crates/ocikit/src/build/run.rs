@@ -4,14 +4,17 @@
 //!
 //! The container shares the host's network (as stacker's does) and sees the
 //! host's resolv.conf, the imports (read-only, at `/stacker/imports`, or
-//! `/stacker` for the legacy `import`), the `binds`, and an environment of
-//! `build_env`, the host variables `build_env_passthrough` lets through
-//! (proxy variables and TERM by default) and `STACKER_LAYER_NAME`. Mount
+//! `/stacker` and `/.stacker/imports` for the legacy `import`), the `binds`,
+//! and an environment of `build_env`, the host variables
+//! `build_env_passthrough` lets through (proxy variables, TERM and
+//! SOURCE_DATE_EPOCH by default; empty values left out, as in stacker) and
+//! `STACKER_LAYER_NAME`. Its stdout and stderr share one pipe, so a failing
+//! script's tail is shown in the order it was written. Mount
 //! points the runtime had to create in the root filesystem are removed
 //! afterwards, so they never end up in the layer.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -20,7 +23,8 @@ use serde_json::json;
 use super::BuildError;
 use crate::manifest::Platform;
 
-/// stacker's default `build_env_passthrough`: proxies and TERM.
+/// stacker's default `build_env_passthrough`: proxies, TERM and
+/// SOURCE_DATE_EPOCH.
 const DEFAULT_PASSTHROUGH: &[&str] = &[
     "ftp_proxy",
     "http_proxy",
@@ -31,6 +35,7 @@ const DEFAULT_PASSTHROUGH: &[&str] = &[
     "HTTPS_PROXY",
     "NO_PROXY",
     "TERM",
+    "SOURCE_DATE_EPOCH",
 ];
 
 /// How much of a failing script's output an error shows.
@@ -152,7 +157,12 @@ pub fn environment(
         env.insert(k.clone(), v.clone());
     }
     env.insert("STACKER_LAYER_NAME".into(), image.to_owned());
-    Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+    // As in stacker, a variable with an empty value is not set at all.
+    Ok(env
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect())
 }
 
 /// The OCI runtime config of a `run` container.
@@ -300,7 +310,12 @@ pub fn run(step: &RunStep<'_>) -> Result<(), BuildError> {
             }
         })
         .collect();
-    let mut child = Command::new(step.runtime)
+    // One pipe for stdout and stderr, so the output (and the tail an error
+    // shows) keeps the order the script wrote it in.
+    let (reader, writer) = std::io::pipe().map_err(|e| io(step.bundle, e))?;
+    let writer_too = writer.try_clone().map_err(|e| io(step.bundle, e))?;
+    let mut command = Command::new(step.runtime);
+    command
         .arg("--root")
         .arg(&state)
         .arg("run")
@@ -308,22 +323,25 @@ pub fn run(step: &RunStep<'_>) -> Result<(), BuildError> {
         .arg(step.bundle)
         .arg(&id)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| BuildError::Runtime {
-            image: step.image.to_owned(),
-            message: format!(
-                "cannot start the OCI runtime {:?}: {e} (install runc, or choose one with --runtime)",
-                step.runtime
-            ),
-        })?;
+        .stdout(writer)
+        .stderr(writer_too);
+    let spawned = command.spawn();
+    // Our copies of the pipe's write end go with the command, so the reader
+    // sees the end of the output when the runtime exits.
+    drop(command);
+    let mut child = spawned.map_err(|e| BuildError::Runtime {
+        image: step.image.to_owned(),
+        message: format!(
+            "cannot start the OCI runtime {:?}: {e} (install runc, or choose one with --runtime)",
+            step.runtime
+        ),
+    })?;
     let tail = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
-    let pump = |pipe: Box<dyn Read + Send>| {
+    let pump = {
         let tail = tail.clone();
         let echo = step.echo.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            for line in BufReader::new(reader).lines().map_while(Result::ok) {
                 if let Some(echo) = &echo {
                     echo(&line);
                 }
@@ -336,24 +354,8 @@ pub fn run(step: &RunStep<'_>) -> Result<(), BuildError> {
             }
         })
     };
-    let threads: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(pump)
-    .collect();
     let status = child.wait().map_err(|e| io(Path::new(step.runtime), e))?;
-    for t in threads {
-        let _ = t.join();
-    }
+    let _ = pump.join();
     // Remove the mount points the runtime created, deepest first.
     for path in created.iter().rev() {
         let host = super::fs::inside(step.rootfs, path)?;
@@ -395,6 +397,8 @@ mod tests {
             ("SECRET", "x"),
             ("TERM", "xterm"),
             ("MY_VAR", "1"),
+            ("SOURCE_DATE_EPOCH", "10"),
+            ("NO_PROXY", ""),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
         let mut build_env = BTreeMap::new();
@@ -406,6 +410,7 @@ mod tests {
                 "B=2",
                 "HTTP_PROXY=http://p",
                 "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "SOURCE_DATE_EPOCH=10",
                 "STACKER_LAYER_NAME=img",
                 "TERM=xterm"
             ]

@@ -68,7 +68,8 @@ pub struct Image {
     /// Files brought in (`imports`, or the legacy `import`).
     pub imports: Vec<Import>,
     /// The imports came from the legacy `import` directive: without `dest`
-    /// they are visible at `/stacker` rather than `/stacker/imports`.
+    /// they are visible at `/stacker` and `/.stacker/imports` rather than
+    /// `/stacker/imports`.
     pub legacy_import: bool,
     /// Host directories added to the image as they are.
     pub overlay_dirs: Vec<OverlayDir>,
@@ -123,12 +124,14 @@ impl Image {
         script_of(&self.generate_labels)
     }
 
-    /// Where imports without `dest` are visible during `run`.
-    pub fn imports_dir(&self) -> &'static str {
+    /// Where imports without `dest` are visible during `run`:
+    /// `/stacker/imports`, or for the legacy `import` both `/stacker` and
+    /// `/.stacker/imports`, as stacker mounts them.
+    pub fn imports_dirs(&self) -> &'static [&'static str] {
         if self.legacy_import {
-            "/stacker"
+            &["/stacker", "/.stacker/imports"]
         } else {
-            "/stacker/imports"
+            &["/stacker/imports"]
         }
     }
 
@@ -237,6 +240,39 @@ pub struct Import {
     pub uid: Option<u32>,
     /// Group for the copied files.
     pub gid: Option<u32>,
+}
+
+impl Import {
+    /// The name an import has where it lands: the last component of its
+    /// path (of a URL's path, of a `stacker://` path), without a trailing `/`.
+    pub fn base_name(&self) -> &str {
+        let trimmed = self.path.trim_end_matches('/');
+        trimmed.rsplit('/').next().unwrap_or(trimmed)
+    }
+
+    /// Whether the path ends with `/`: a directory's contents are copied,
+    /// not the directory itself.
+    pub fn contents_only(&self) -> bool {
+        self.path.ends_with('/')
+    }
+
+    /// Where the import lands, relative to `dir` (the image root for a
+    /// `dest`, the imports directory without one), as stacker places it:
+    /// with a `dest` ending in `/` (and a path that does not), inside it
+    /// under its own name; with any other `dest`, at exactly `dest` (a
+    /// file named so, a directory's contents merged there); without a
+    /// `dest`, under its own name in the imports directory, or, for a path
+    /// ending in `/`, its contents directly there.
+    pub fn target(&self) -> String {
+        match &self.dest {
+            Some(dest) if dest.ends_with('/') && !self.contents_only() => {
+                format!("{dest}{}", self.base_name())
+            }
+            Some(dest) => dest.clone(),
+            None if self.contents_only() => "/".to_owned(),
+            None => format!("/{}", self.base_name()),
+        }
+    }
 }
 
 /// Where an import comes from.
@@ -1162,7 +1198,7 @@ mod tests {
             }
         );
         assert_eq!(image.dependencies(), ["build"]);
-        assert_eq!(image.imports_dir(), "/stacker/imports");
+        assert_eq!(image.imports_dirs(), ["/stacker/imports"]);
         assert_eq!(file.warnings.len(), 1);
         assert!(
             file.warnings[0].contains("unknown key `sha` ignored"),
@@ -1174,13 +1210,46 @@ mod tests {
         assert_eq!(single.imports[0].path, "/proj/a.txt");
     }
 
+    /// Where an import lands, as stacker's import tests place it (a
+    /// trailing `/` on the path copies contents; on `dest`, puts the import
+    /// inside under its own name; otherwise `dest` is the exact target).
+    #[test]
+    fn import_targets() {
+        let cases = [
+            ("folder1", Some("/folder2"), "/folder2"),
+            ("folder1/", Some("/folder2"), "/folder2"),
+            ("folder1", Some("/folder2/"), "/folder2/folder1"),
+            ("folder1/", Some("/folder2/"), "/folder2/"),
+            ("test_file", Some("/usr/bin"), "/usr/bin"),
+            ("test_file", Some("/files/"), "/files/test_file"),
+            ("folder1/", Some("/"), "/"),
+            ("stacker://fourth/folder4/", Some("/folder7/"), "/folder7/"),
+            ("stacker://fifth/file2", None, "/file2"),
+            ("https://example.com/dl/f.tgz", None, "/f.tgz"),
+            ("https://example.com/dl/f.tgz", Some("/opt/"), "/opt/f.tgz"),
+            ("files/", None, "/"),
+            ("files", None, "/files"),
+        ];
+        for (path, dest, want) in cases {
+            let import = Import {
+                path: resolve(Path::new("/proj"), path),
+                hash: None,
+                dest: dest.map(str::to_owned),
+                mode: None,
+                uid: None,
+                gid: None,
+            };
+            assert_eq!(import.target(), want, "{path} -> {dest:?}");
+        }
+    }
+
     #[test]
     fn legacy_import() {
         let text = "img:\n  from: {type: scratch}\n  import:\n    - a\n";
         let file = parse_ok(text);
         let image = &file.images[0];
         assert!(image.legacy_import);
-        assert_eq!(image.imports_dir(), "/stacker");
+        assert_eq!(image.imports_dirs(), ["/stacker", "/.stacker/imports"]);
         assert!(file.warnings[0].contains("`import` is deprecated"));
         let err = parse_err("img:\n  from: {type: scratch}\n  import: [a]\n  imports: [b]\n");
         assert!(
