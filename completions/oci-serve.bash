@@ -47,7 +47,7 @@ _oci__serve() {
 
     case "${cmd}" in
         oci__serve)
-            opts="-c -q -h -V --config --root --addr --idle-timeout --log-format --auth-challenge --quiet --help --version serve gc scrub help"
+            opts="-c -q -h -V --config --root --addr --idle-timeout --max-uploads-per-client --log-format --auth-challenge --quiet --help --version serve gc scrub help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -70,6 +70,10 @@ _oci__serve() {
                     return 0
                     ;;
                 --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-uploads-per-client)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -199,7 +203,7 @@ _oci__serve() {
             return 0
             ;;
         oci__subcmd__serve__subcmd__serve)
-            opts="-q -h --root --addr --idle-timeout --log-format --auth-challenge --quiet --help"
+            opts="-q -h --root --addr --idle-timeout --max-uploads-per-client --log-format --auth-challenge --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -214,6 +218,10 @@ _oci__serve() {
                     return 0
                     ;;
                 --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-uploads-per-client)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

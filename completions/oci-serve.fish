@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_oci_serve_global_optspecs
-    string join \n c/config= root= addr= idle-timeout= log-format= auth-challenge= q/quiet h/help V/version
+    string join \n c/config= root= addr= idle-timeout= max-uploads-per-client= log-format= auth-challenge= q/quiet h/help V/version
 end
 
 function __fish_oci_serve_needs_command
@@ -28,6 +28,7 @@ complete -c oci-serve -n "__fish_oci_serve_needs_command" -s c -l config -d 'A z
 complete -c oci-serve -n "__fish_oci_serve_needs_command" -l root -d 'Storage root: every repository becomes an OCI image layout under it, with one shared, deduplicated blob store (`ROOT/_ocikit`) [default: ./oci-data; when serving, storage.rootDirectory first]' -r -F
 complete -c oci-serve -n "__fish_oci_serve_needs_command" -l addr -d 'Address to listen on; port 0 picks a free port (the bound address is logged to stderr either way) [default: http.address and http.port, else 127.0.0.1:5000]' -r
 complete -c oci-serve -n "__fish_oci_serve_needs_command" -l idle-timeout -d 'Close connections that make no progress for this many seconds' -r
+complete -c oci-serve -n "__fish_oci_serve_needs_command" -l max-uploads-per-client -d 'How many upload sessions one client (its user, else its IP address) may have open at once; more get 429 TOOMANYREQUESTS. A session stops counting when finished, cancelled, or untouched for --idle-timeout. 0 means no limit' -r
 complete -c oci-serve -n "__fish_oci_serve_needs_command" -l log-format -d 'How log lines are written: text for people, json for log collectors (one JSON object per line)' -r -f -a "text\t'`LEVEL message key=value`, for people'
 json\t'One JSON object per line (timestamp, level, fields), for collectors'"
 complete -c oci-serve -n "__fish_oci_serve_needs_command" -l auth-challenge -d 'The challenge a 401 carries when the registry has users: basic (the client sends its password with every request, as zot answers), or bearer (the client trades it for a token at /auth/token, docker\'s token protocol)' -r -f -a "basic\t'`WWW-Authenticate: Basic realm="…"`'
@@ -42,6 +43,7 @@ complete -c oci-serve -n "__fish_oci_serve_needs_command" -f -a "help" -d 'Print
 complete -c oci-serve -n "__fish_oci_serve_using_subcommand serve" -l root -d 'Storage root: every repository becomes an OCI image layout under it, with one shared, deduplicated blob store (`ROOT/_ocikit`) [default: ./oci-data; when serving, storage.rootDirectory first]' -r -F
 complete -c oci-serve -n "__fish_oci_serve_using_subcommand serve" -l addr -d 'Address to listen on; port 0 picks a free port (the bound address is logged to stderr either way) [default: http.address and http.port, else 127.0.0.1:5000]' -r
 complete -c oci-serve -n "__fish_oci_serve_using_subcommand serve" -l idle-timeout -d 'Close connections that make no progress for this many seconds' -r
+complete -c oci-serve -n "__fish_oci_serve_using_subcommand serve" -l max-uploads-per-client -d 'How many upload sessions one client (its user, else its IP address) may have open at once; more get 429 TOOMANYREQUESTS. A session stops counting when finished, cancelled, or untouched for --idle-timeout. 0 means no limit' -r
 complete -c oci-serve -n "__fish_oci_serve_using_subcommand serve" -l log-format -d 'How log lines are written: text for people, json for log collectors (one JSON object per line)' -r -f -a "text\t'`LEVEL message key=value`, for people'
 json\t'One JSON object per line (timestamp, level, fields), for collectors'"
 complete -c oci-serve -n "__fish_oci_serve_using_subcommand serve" -l auth-challenge -d 'The challenge a 401 carries when the registry has users: basic (the client sends its password with every request, as zot answers), or bearer (the client trades it for a token at /auth/token, docker\'s token protocol)' -r -f -a "basic\t'`WWW-Authenticate: Basic realm="…"`'

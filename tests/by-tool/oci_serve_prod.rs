@@ -1820,7 +1820,8 @@ mod abuse {
             .into_iter()
             .flat_map(|w| w.join().expect("worker"))
             .collect();
-        assert!(!sessions.is_empty());
+        // The default limit: 128 sessions for this client, the rest refused.
+        assert_eq!(sessions.len(), 128);
         let http = Http::new(&server);
         // Names that try to leave the root never create anything (sent raw:
         // an HTTP library would normalise the dots away).
@@ -1848,5 +1849,161 @@ mod abuse {
             assert_eq!(name, "root", "something outside the root: {name:?}");
         }
         assert_eq!(http.get("/v2/").status(), StatusCode::OK);
+    }
+
+    /// A client that opens a new connection for every request, from `local`.
+    fn client_from(local: &str) -> Client {
+        Client::builder()
+            .local_address(local.parse::<std::net::IpAddr>().expect("ip"))
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client")
+    }
+
+    fn metric(server: &OciServe, name: &str) -> f64 {
+        let text = Http::new(server).get("/metrics").text().expect("metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    }
+
+    #[test]
+    fn upload_sessions_per_client_are_limited_and_freed() {
+        let dir = temp_dir();
+        let server = OciServe::start_at(
+            &dir.path().join("root"),
+            &["--max-uploads-per-client", "3", "--idle-timeout", "2"],
+        );
+        let url = |path: &str| format!("http://{}{path}", server.addr);
+        let one = client_from("127.0.0.1");
+        let post = |client: &Client| {
+            client
+                .post(url("/v2/limited/app/blobs/uploads/"))
+                .send()
+                .expect("POST")
+        };
+        let mut open: Vec<String> = (0..3)
+            .map(|i| {
+                let r = post(&one);
+                assert_eq!(r.status(), StatusCode::ACCEPTED, "session {i}");
+                header(&r, "location")
+            })
+            .collect();
+        let refused = post(&one);
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(header(&refused, "retry-after"), "2");
+        let answer = json(refused);
+        assert_eq!(answer["errors"][0]["code"], "TOOMANYREQUESTS", "{answer}");
+        let message = answer["errors"][0]["message"].as_str().expect("message");
+        assert!(
+            message.contains("127.0.0.1 already has 3 upload sessions open")
+                && message.contains("--max-uploads-per-client"),
+            "{message}"
+        );
+        // Another address has slots of its own.
+        let other = client_from("127.0.0.2");
+        let r = post(&other);
+        assert_eq!(r.status(), StatusCode::ACCEPTED, "another client");
+        // Single-request uploads and mounts open no session.
+        let data = b"one request".to_vec();
+        let digest = Digest::sha256_of(&data);
+        let r = one
+            .post(url(&format!(
+                "/v2/limited/app/blobs/uploads/?digest={digest}"
+            )))
+            .header("content-type", "application/octet-stream")
+            .body(data.clone())
+            .send()
+            .expect("monolithic");
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let r = one
+            .post(url(&format!(
+                "/v2/limited/other/blobs/uploads/?mount={digest}&from=limited/app"
+            )))
+            .send()
+            .expect("mount");
+        assert_eq!(r.status(), StatusCode::CREATED);
+        // Finishing a session frees its slot, and so does cancelling one.
+        let data = b"chunk".to_vec();
+        let location = open.pop().expect("session");
+        let r = one
+            .put(url(&format!(
+                "{location}?digest={}",
+                Digest::sha256_of(&data)
+            )))
+            .header("content-type", "application/octet-stream")
+            .body(data)
+            .send()
+            .expect("PUT");
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let r = post(&one);
+        assert_eq!(
+            r.status(),
+            StatusCode::ACCEPTED,
+            "a finished upload frees a slot"
+        );
+        open.push(header(&r, "location"));
+        assert_eq!(post(&one).status(), StatusCode::TOO_MANY_REQUESTS);
+        let location = open.pop().expect("session");
+        let r = one.delete(url(&location)).send().expect("DELETE");
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        let r = post(&one);
+        assert_eq!(
+            r.status(),
+            StatusCode::ACCEPTED,
+            "a cancelled upload frees a slot"
+        );
+        open.push(header(&r, "location"));
+        assert_eq!(post(&one).status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(metric(&server, "ocikit_upload_sessions_refused_total"), 3.0);
+        // Sessions untouched past the idle timeout stop counting, and still work.
+        std::thread::sleep(Duration::from_millis(2500));
+        let r = post(&one);
+        assert_eq!(r.status(), StatusCode::ACCEPTED, "idle sessions lapsed");
+        let data = b"late".to_vec();
+        let r = one
+            .put(url(&format!(
+                "{}?digest={}",
+                open[0],
+                Digest::sha256_of(&data)
+            )))
+            .header("content-type", "application/octet-stream")
+            .body(data)
+            .send()
+            .expect("late PUT");
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "a lapsed session still finishes"
+        );
+    }
+
+    #[test]
+    fn upload_sessions_count_per_user() {
+        let Some(reg) = Secured::start(&["--max-uploads-per-client", "2"]) else {
+            return;
+        };
+        let alice = reg.as_user("alice");
+        let post = |http: &Http, name: &str| {
+            http.send(http.req("POST", &format!("/v2/{name}/blobs/uploads/")))
+        };
+        for _ in 0..2 {
+            assert_eq!(post(&alice, "team/app").status(), StatusCode::ACCEPTED);
+        }
+        let r = post(&alice, "team/app");
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        let answer = json(r);
+        assert!(
+            answer["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("user alice already has 2")),
+            "{answer}"
+        );
+        // bob comes from the same address but is another client.
+        let bob = reg.as_user("bob");
+        assert_eq!(post(&bob, "bob/app").status(), StatusCode::ACCEPTED);
+        // Without write access the answer is still 403, not a slot question.
+        assert_eq!(post(&bob, "team/app").status(), StatusCode::FORBIDDEN);
     }
 }

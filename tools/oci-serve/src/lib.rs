@@ -120,6 +120,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub idle_timeout: u64,
 
+    /// How many upload sessions one client (its user, else its IP address)
+    /// may have open at once; more get 429 TOOMANYREQUESTS. A session stops
+    /// counting when finished, cancelled, or untouched for --idle-timeout.
+    /// 0 means no limit.
+    #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_UPLOADS_PER_CLIENT)]
+    pub max_uploads_per_client: usize,
+
     /// How log lines are written: text for people, json for log collectors
     /// (one JSON object per line).
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -389,6 +396,7 @@ fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
             header_timeout: idle.min(std::time::Duration::from_secs(30)),
             auth: auth.map(std::sync::Arc::new),
             tls,
+            max_uploads_per_client: settings.max_uploads_per_client,
             ..ServerConfig::default()
         };
         let interval = settings

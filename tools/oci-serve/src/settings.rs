@@ -31,6 +31,8 @@ pub struct Settings {
     pub addr: String,
     /// Close connections idle this long.
     pub idle_timeout: Duration,
+    /// Upload sessions one client may hold open (0: no limit).
+    pub max_uploads_per_client: usize,
     /// Share identical blobs between repositories through hard links.
     pub dedupe: bool,
     /// The realm named in authentication challenges.
@@ -121,6 +123,7 @@ impl Settings {
             root,
             addr,
             idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+            max_uploads_per_client: args.max_uploads_per_client,
             dedupe: file.storage.dedupe.unwrap_or(true),
             realm: file
                 .http
@@ -180,6 +183,14 @@ mod tests {
         assert_eq!((s.htpasswd, s.access), (None, None));
         assert_eq!(s.scheme, Scheme::Basic);
         assert_eq!(s.gc, Some((DEFAULT_GC_DELAY, DEFAULT_GC_DELAY)));
+        assert_eq!(s.max_uploads_per_client, 128);
+        let s = Settings::merge(
+            &ZotConfig::default(),
+            &args(&["--max-uploads-per-client", "0"]),
+            false,
+        )
+        .expect("unlimited");
+        assert_eq!(s.max_uploads_per_client, 0);
         let off = ZotConfig::parse(r#"{"storage": {"gc": false, "gcDelay": "2h"}}"#, false)
             .expect("json");
         assert_eq!(

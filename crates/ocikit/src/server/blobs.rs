@@ -186,6 +186,7 @@ pub(super) async fn start<S: Storage>(
     name: &str,
     request: Request,
     may_read: &(dyn Fn(&str) -> bool + Sync),
+    client: &str,
 ) -> HandlerResult {
     if let Some(mount) = query_param(request.uri(), "mount") {
         let digest = parse_digest(&mount)?;
@@ -199,8 +200,7 @@ pub(super) async fn start<S: Storage>(
                 return Ok(created(name, &digest));
             }
         }
-        let id = app.storage.upload_start(name).await?;
-        return Ok(session_response(StatusCode::ACCEPTED, name, &id, 0));
+        return open_session(app, name, client).await;
     }
     if let Some(digest) = query_param(request.uri(), "digest") {
         let digest = parse_digest(&digest)?;
@@ -213,8 +213,58 @@ pub(super) async fn start<S: Storage>(
         app.storage.upload_finish(name, &id, &digest).await?;
         return Ok(created(name, &digest));
     }
-    let id = app.storage.upload_start(name).await?;
+    open_session(app, name, client).await
+}
+
+const OPEN_SESSIONS: &str = "ocikit_upload_sessions_open";
+const OPEN_SESSIONS_HELP: &str =
+    "Upload sessions open and counting against their client's limit (all clients).";
+
+/// A 202 upload session for `client`, or a 429 when it has its limit open.
+async fn open_session<S: Storage>(app: &Shared<S>, name: &str, client: &str) -> HandlerResult {
+    let Some(sessions) = &app.sessions else {
+        let id = app.storage.upload_start(name).await?;
+        return Ok(session_response(StatusCode::ACCEPTED, name, &id, 0));
+    };
+    let (reserved, open) = sessions.reserve(client);
+    app.metrics
+        .gauge(OPEN_SESSIONS, OPEN_SESSIONS_HELP, open as f64);
+    let Ok(reservation) = reserved else {
+        app.metrics.count(
+            "ocikit_upload_sessions_refused_total",
+            "Upload sessions refused because their client had its limit open.",
+            1.0,
+        );
+        let idle = sessions.idle().as_secs().max(1);
+        tracing::warn!(
+            "refusing an upload session: {client} has {} open",
+            sessions.max()
+        );
+        return Err(RegistryError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOOMANYREQUESTS",
+            format!(
+                "{client} already has {} upload sessions open, the most one client may have; \
+                 finish (PUT) or cancel (DELETE) one, or let idle ones lapse ({idle} s), \
+                 or ask the operator to raise oci-serve --max-uploads-per-client (0 = no limit)",
+                sessions.max()
+            ),
+        )
+        .with_header(header::RETRY_AFTER, &idle.to_string()));
+    };
+    let id = app.storage.upload_start(name).await;
+    sessions.bind(reservation, id.as_ref().ok().map(String::as_str));
+    let id = id?;
     Ok(session_response(StatusCode::ACCEPTED, name, &id, 0))
+}
+
+/// Upload session `id` has ended (finished or cancelled): its slot is free.
+pub(super) fn session_closed<S: Storage>(app: &Shared<S>, id: &str) {
+    if let Some(sessions) = &app.sessions {
+        let open = sessions.close(id);
+        app.metrics
+            .gauge(OPEN_SESSIONS, OPEN_SESSIONS_HELP, open as f64);
+    }
 }
 
 /// GET `/v2/<name>/blobs/uploads/<id>`: how much has arrived.

@@ -14,6 +14,8 @@
 //! direction for [`ServerConfig::idle_timeout`] is closed (this covers
 //! trickling uploads and clients that stop reading), manifest bodies are
 //! capped at 4 MiB, and at most [`ServerConfig::max_connections`] are open.
+//! One client may hold at most [`ServerConfig::max_uploads_per_client`]
+//! upload sessions at once (see [`sessions`]); more are refused with 429.
 
 pub mod auth;
 mod blobs;
@@ -22,6 +24,7 @@ mod error;
 mod io;
 mod manifests;
 pub mod metrics;
+mod sessions;
 pub mod tls;
 
 use std::future::Future;
@@ -44,6 +47,7 @@ pub use error::RegistryError;
 use crate::access::Action;
 use crate::name::validate_repository;
 use crate::storage::{ByteStream, Storage};
+use auth::Caller;
 
 /// Limits that keep slow or hostile clients from exhausting the server.
 #[derive(Debug, Clone)]
@@ -62,7 +66,20 @@ pub struct ServerConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The counters `/metrics` shows; the embedding program may add its own.
     pub metrics: Arc<metrics::Metrics>,
+    /// How many upload sessions one client (its user, else its IP address)
+    /// may have open at once; 0 for no limit. A session untouched for
+    /// [`ServerConfig::idle_timeout`] stops counting.
+    pub max_uploads_per_client: usize,
 }
+
+/// The default of [`ServerConfig::max_uploads_per_client`]: far above what
+/// a push needs (skopeo, containerd and oci-copy open a few at a time).
+pub const DEFAULT_MAX_UPLOADS_PER_CLIENT: usize = 128;
+
+/// The peer address of a request's connection, put into its extensions by
+/// [`serve`]: the client an anonymous request's upload sessions count for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -74,6 +91,7 @@ impl Default for ServerConfig {
             auth: None,
             tls: None,
             metrics: Arc::default(),
+            max_uploads_per_client: DEFAULT_MAX_UPLOADS_PER_CLIENT,
         }
     }
 }
@@ -87,6 +105,8 @@ pub(crate) struct App<S> {
     /// Set when a graceful shutdown starts: `/readyz` says 503 and new
     /// uploads are refused while the ones in flight finish.
     pub(crate) draining: Arc<AtomicBool>,
+    /// Open upload sessions per client; `None` when unlimited.
+    pub(crate) sessions: Option<sessions::UploadSessions>,
 }
 
 type Shared<S> = Arc<App<S>>;
@@ -108,6 +128,9 @@ fn router_draining<S: Storage>(
         auth: config.auth.clone(),
         metrics: config.metrics.clone(),
         draining,
+        sessions: (config.max_uploads_per_client > 0).then(|| {
+            sessions::UploadSessions::new(config.max_uploads_per_client, config.idle_timeout)
+        }),
     });
     axum::Router::new().fallback(dispatch::<S>).with_state(app)
 }
@@ -136,8 +159,8 @@ pub async fn serve<S: Storage>(
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok((stream, peer)) => (stream, PeerAddr(peer)),
             Err(err) => {
                 // Out of file descriptors and the like: back off, don't spin.
                 tracing::warn!("accept: {err}");
@@ -156,7 +179,13 @@ pub async fn serve<S: Storage>(
         let app = app.clone();
         match &tls {
             None => {
-                let service = TowerToHyperService::new(app);
+                let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+                    app,
+                    move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(peer);
+                        request
+                    },
+                ));
                 let connection = watcher.watch(
                     builder
                         .serve_connection(TokioIo::new(stream), service)
@@ -200,6 +229,7 @@ pub async fn serve<S: Storage>(
                             request
                                 .headers_mut()
                                 .insert(auth::TLS_MARK, HeaderValue::from_static("1"));
+                            request.extensions_mut().insert(peer);
                             if let Some(user) = &user {
                                 request.extensions_mut().insert(user.clone());
                             }
@@ -469,6 +499,18 @@ async fn handle<S: Storage>(
             Some((gate.clone(), caller))
         }
     };
+    // Whose upload sessions a new one counts against: the user, else the IP.
+    // Only a POST that may open a session pays for naming the client.
+    let opens_session =
+        app.sessions.is_some() && method == Method::POST && matches!(route, Route::Uploads(_));
+    let client = match (&caller, request.extensions().get::<PeerAddr>()) {
+        _ if !opens_session => String::new(),
+        (Some((_, Caller { identity })), _) if identity.user.is_some() => {
+            format!("user {}", identity.user.as_deref().unwrap_or_default())
+        }
+        (_, Some(peer)) => peer.0.ip().to_string(),
+        (_, None) => "an unknown address".to_owned(),
+    };
     // Whether the caller may read a repository (catalog entries, mount sources).
     let may_read = |name: &str| match &caller {
         None => true,
@@ -512,11 +554,41 @@ async fn handle<S: Storage>(
             blobs::get(app, &name, &digest, request.headers(), false).await
         }
         (Route::Blob(name, digest), Method::DELETE) => blobs::delete(app, &name, &digest).await,
-        (Route::Uploads(name), Method::POST) => blobs::start(app, &name, request, &may_read).await,
-        (Route::Upload(name, id), Method::GET) => blobs::status(app, &name, &id).await,
-        (Route::Upload(name, id), Method::PATCH) => blobs::patch(app, &name, &id, request).await,
-        (Route::Upload(name, id), Method::PUT) => blobs::finish(app, &name, &id, request).await,
-        (Route::Upload(name, id), Method::DELETE) => blobs::cancel(app, &name, &id).await,
+        (Route::Uploads(name), Method::POST) => {
+            blobs::start(app, &name, request, &may_read, &client).await
+        }
+        (Route::Upload(name, id), Method::GET) => {
+            let _busy = app.sessions.as_ref().map(|s| s.busy(&id));
+            blobs::status(app, &name, &id).await
+        }
+        (Route::Upload(name, id), Method::PATCH) => {
+            let _busy = app.sessions.as_ref().map(|s| s.busy(&id));
+            blobs::patch(app, &name, &id, request).await
+        }
+        (Route::Upload(name, id), Method::PUT) => {
+            let busy = app.sessions.as_ref().map(|s| s.busy(&id));
+            let result = blobs::finish(app, &name, &id, request).await;
+            drop(busy);
+            // A PUT that failed before the digest check leaves the session
+            // open for a retry; any other outcome ends it.
+            if result.is_ok()
+                || app
+                    .storage
+                    .upload_size(&name, &id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_none()
+            {
+                blobs::session_closed(app, &id);
+            }
+            result
+        }
+        (Route::Upload(name, id), Method::DELETE) => {
+            let result = blobs::cancel(app, &name, &id).await;
+            blobs::session_closed(app, &id);
+            result
+        }
         (_, method) => Err(RegistryError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "UNSUPPORTED",
