@@ -1,6 +1,7 @@
 //! `cargo xtask demo`: the main job on what exists, with no config and no
-//! external server: build the tools, make a small image layout, copy it
-//! layout → oci-archive → layout, inspect it, start an embedded oci-serve on a
+//! external server: build the tools, build a small image from an embedded
+//! stacker.yaml with oci-build (twice: the second build is a cache hit with
+//! the same digest), copy it layout → oci-archive → layout, inspect it, start an embedded oci-serve on a
 //! free loopback port, push the image there, sign it with a fresh cosign key
 //! pair, verify the signature, pull it back with its signature, and show that
 //! every digest was kept. Everything lands in `target/demo/`.
@@ -10,9 +11,30 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
-use ocikit::layer::{Compression, LayerWriter};
-use ocikit::layout::Layout;
-use ocikit::manifest::{self, Descriptor};
+
+/// The demo's build file: a build-only base holding the files, and the image
+/// built on it with its config, as a stacker user writes them. No `run` step,
+/// so the demo needs no OCI runtime.
+const STACKER_YAML: &str = r#"base:
+  from:
+    type: scratch
+  imports:
+    - path: files/os-release
+      dest: /etc/os-release
+    - path: files/hello.txt
+      dest: /hello.txt
+  build_only: true
+
+demo:
+  from:
+    type: built
+    tag: base
+  environment:
+    PATH: /usr/bin:/bin
+  cmd: /bin/sh
+  labels:
+    org.opencontainers.image.title: ${{TITLE:ocikit demo}}
+"#;
 
 /// Runs the demo.
 pub fn run() -> Result<()> {
@@ -29,7 +51,7 @@ pub fn run() -> Result<()> {
             "-p",
             "oci-serve",
         ])
-        .args(["-p", "oci-sign", "-p", "oci-verify"])
+        .args(["-p", "oci-sign", "-p", "oci-verify", "-p", "oci-build"])
         .current_dir(&root)
         .status()
         .context("starting cargo")?;
@@ -43,10 +65,11 @@ pub fn run() -> Result<()> {
     }
     std::fs::create_dir_all(&dir)?;
 
-    step("making a small image in an OCI layout");
+    step("oci-build: an embedded stacker.yaml into an OCI layout");
     let src = dir.join("src");
-    let made = make_image(&src)?;
-    println!("  oci:{}:demo  {}", src.display(), made.digest);
+    let built = build_image(&bin, &dir, &src)?;
+    step("oci-build again: a cache hit, the same digest");
+    let rebuilt = build_image(&bin, &dir, &src)?;
 
     let archive = format!("oci-archive:{}:demo", dir.join("demo.tar").display());
     let source = format!("oci:{}:demo", src.display());
@@ -103,7 +126,8 @@ pub fn run() -> Result<()> {
         Ok(value["digest"].as_str().unwrap_or_default().to_owned())
     };
     let digests = [
-        ("made", made.digest.to_string()),
+        ("built", digest_of(&built)?),
+        ("rebuilt (cached)", digest_of(&rebuilt)?),
         ("layout → archive", digest_of(&first)?),
         ("archive → layout", digest_of(&second)?),
         ("stdin → prefix", digest_of(&third)?),
@@ -201,45 +225,33 @@ fn tool_with_stdin(bin: &Path, name: &str, args: &[&str], stdin: &str) -> Result
     Ok(text)
 }
 
-/// A one-layer image (a few text files), built with ocikit's own layer writer.
-fn make_image(path: &Path) -> Result<Descriptor> {
-    let layout = Layout::open_or_create(path)?;
-    let mut tar = tar::Builder::new(Vec::new());
-    for (name, body) in [
-        ("etc/os-release", "NAME=ocikit-demo\nID=ocikit\n"),
-        ("hello.txt", "hello from ocikit\n"),
-    ] {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(body.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_cksum();
-        tar.append_data(&mut header, name, body.as_bytes())?;
-    }
-    let tar = tar.into_inner()?;
-    let mut writer = LayerWriter::new(Vec::new(), Compression::Gzip)?;
-    writer.write_all(&tar)?;
-    let (blob, digests) = writer.finish()?;
-    layout.write_blob(&blob, Some(&digests.digest))?;
-    let config = serde_json::json!({
-        "created": "2026-01-01T00:00:00Z",
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {"Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/bin/sh"], "Labels": {"org.opencontainers.image.title": "ocikit demo"}},
-        "rootfs": {"type": "layers", "diff_ids": [digests.diff_id.to_string()]},
-        "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "cargo xtask demo"}],
-    })
-    .to_string();
-    let config_digest = layout.write_blob(config.as_bytes(), None)?;
-    let body = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": manifest::OCI_MANIFEST,
-        "config": {"mediaType": manifest::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
-        "layers": [{"mediaType": manifest::OCI_LAYER_GZIP, "digest": digests.digest.to_string(), "size": digests.size}],
-    })
-    .to_string();
-    let digest = layout.write_blob(body.as_bytes(), None)?;
-    let descriptor = Descriptor::new(manifest::OCI_MANIFEST, digest, body.len() as u64);
-    layout.set_manifest(&descriptor, Some("demo"))?;
-    Ok(descriptor)
+/// Writes the demo's stacker.yaml and its files into `dir`, then runs
+/// oci-build on it into the layout `oci_dir`; its JSON line.
+fn build_image(bin: &Path, dir: &Path, oci_dir: &Path) -> Result<String> {
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files)?;
+    std::fs::write(files.join("os-release"), "NAME=ocikit-demo\nID=ocikit\n")?;
+    std::fs::write(files.join("hello.txt"), "hello from ocikit\n")?;
+    let stacker_file = dir.join("stacker.yaml");
+    std::fs::write(&stacker_file, STACKER_YAML)?;
+    let stacker_dir = dir.join(".stacker").display().to_string();
+    let roots_dir = dir.join("roots").display().to_string();
+    let (file, oci_dir) = (
+        stacker_file.display().to_string(),
+        oci_dir.display().to_string(),
+    );
+    tool(
+        bin,
+        "oci-build",
+        &[
+            "-f",
+            &file,
+            "--oci-dir",
+            &oci_dir,
+            "--stacker-dir",
+            &stacker_dir,
+            "--roots-dir",
+            &roots_dir,
+        ],
+    )
 }
