@@ -6,7 +6,8 @@
 //! interop tests, a crate with its own workspace and target dir (its cold
 //! build takes minutes), driving the binaries built here; a developer
 //! iterating elsewhere may set `OCIKIT_SKIP_INTEROP=1` to leave them out
-//! (CI never does).
+//! (CI never does). A full run (no filter) also runs `cargo xtask demo`, so
+//! the README's first command is checked on every CI machine.
 
 use std::process::Command;
 
@@ -19,6 +20,9 @@ pub fn run(extra: &[String]) -> Result<()> {
     let mut test = vec!["test", "--workspace"];
     test.extend(extra.iter().map(String::as_str));
     cargo(&root, &test)?;
+    if extra.is_empty() {
+        crate::demo::run().context("cargo xtask demo")?;
+    }
     if std::env::var_os("OCIKIT_SKIP_INTEROP").is_some() {
         eprintln!("xtask: OCIKIT_SKIP_INTEROP is set: NOT running the sigstore-rs interop tests");
         return Ok(());
