@@ -525,11 +525,48 @@ fn build_cache_hits_when_unchanged_and_rebuilds_on_any_content_change() {
     assert!(!cached(&stderr, "app"), "{stderr}");
     assert_ne!(relabelled["app"], based["app"]);
 
+    // A bind is part of the key by its spec (source -> dest), not by what
+    // the source holds (a package cache, a checkout: --no-cache for those).
+    std::fs::create_dir_all(d.join("bound")).expect("mkdir");
+    std::fs::write(d.join("bound/f"), "1").expect("write");
+    let yaml = yaml.replace("role: app", "role: web");
+    let with_bind = |bind: &str| {
+        std::fs::write(
+            d.join("stacker.yaml"),
+            yaml.replace(
+                "  labels: {role: web}",
+                &format!("  labels: {{role: web}}\n  binds: ['{bind}']"),
+            ),
+        )
+        .expect("write");
+    };
+    with_bind("bound -> /mnt/a");
+    let (bound, stderr) = build_in(d, &[]);
+    assert!(cached(&stderr, "base"), "{stderr}");
+    assert!(!cached(&stderr, "app"), "a new bind rebuilds: {stderr}");
+    std::fs::write(d.join("bound/f"), "2").expect("write");
+    let (_, stderr) = build_in(d, &[]);
+    assert!(
+        cached(&stderr, "app"),
+        "bind contents are not hashed: {stderr}"
+    );
+    with_bind("bound -> /mnt/b");
+    let (_, stderr) = build_in(d, &[]);
+    assert!(
+        !cached(&stderr, "app"),
+        "a changed bind dest rebuilds: {stderr}"
+    );
+    assert_eq!(
+        bound["app"], relabelled["app"],
+        "binds do not change the image"
+    );
+
     // A root filesystem removed behind the cache's back: rebuilt, same digest.
     std::fs::remove_dir_all(d.join("roots/base")).expect("rm roots");
     let (restored, stderr) = build_in(d, &[]);
     assert!(!cached(&stderr, "base"), "{stderr}");
-    assert_eq!(restored, relabelled);
+    assert_eq!(restored["base"], relabelled["base"]);
+    assert_eq!(restored["app"], relabelled["app"]);
 }
 
 /// `from: oci` (`layout:tag`, split at the first colon) and `from: docker`
@@ -792,6 +829,47 @@ fn builds_an_image_index_for_several_platforms() {
     let (again, stderr) = build_in(d, &["--platform", "linux/amd64,linux/arm64/v8"]);
     assert!(cached(&stderr, "app"), "{stderr}");
     assert_eq!(again["app"], line["digest"].as_str().expect("digest"));
+
+    // One --platform is an index too (of one manifest, naming its
+    // platform); without --platform, a plain manifest as stacker writes.
+    let single = tool("oci-build")
+        .current_dir(d)
+        .args(["--platform", "linux/arm64/v8", "--oci-dir", "single"])
+        .assert()
+        .success();
+    let line = lines(&single.get_output().stdout).remove(0);
+    assert_eq!(line["mediaType"], "application/vnd.oci.image.index.v1+json");
+    let index: Value = serde_json::from_slice(
+        &std::fs::read(
+            d.join("single/blobs/sha256")
+                .join(&line["digest"].as_str().expect("digest")[7..]),
+        )
+        .expect("index"),
+    )
+    .expect("json");
+    assert_eq!(index["manifests"].as_array().expect("manifests").len(), 1);
+    assert_eq!(
+        index["manifests"][0]["platform"],
+        serde_json::json!({"architecture": "arm64", "os": "linux", "variant": "v8"})
+    );
+    let plan = tool("oci-build")
+        .current_dir(d)
+        .args(["--dry-run", "--platform", "linux/arm64/v8"])
+        .assert()
+        .success();
+    assert_eq!(
+        lines(&plan.get_output().stdout)[0]["platform"],
+        "linux/arm64/v8"
+    );
+    let host = tool("oci-build")
+        .current_dir(d)
+        .args(["--oci-dir", "host"])
+        .assert()
+        .success();
+    assert_eq!(
+        lines(&host.get_output().stdout)[0]["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
 
     // A run step for a platform this machine cannot execute.
     if std::path::Path::new("/proc/sys/fs/binfmt_misc/qemu-s390x").exists() {

@@ -79,11 +79,13 @@ pub struct Cli {
     #[arg(long, value_name = "ALGORITHM", default_value = "gzip", value_parser = ["gzip", "zstd"])]
     pub compression: String,
 
-    /// Build for these platforms, OS/ARCH[/VARIANT], comma-separated (default:
-    /// this machine's). ${{TARGETOS}}, ${{TARGETARCH}} and ${{TARGETVARIANT}} are set
-    /// for each; with more than one, each image is tagged as an image index of
-    /// one manifest per platform. A run step needs a platform this machine can
-    /// execute (its own, or one with a binfmt_misc handler).
+    /// Build for these platforms, OS/ARCH[/VARIANT], comma-separated, and tag
+    /// each image as an OCI image index of one manifest per platform (even for
+    /// one platform, so the index says which platform it is). Without it, each
+    /// image is built for this machine and tagged as a plain manifest, as
+    /// stacker does. ${{TARGETOS}}, ${{TARGETARCH}} and ${{TARGETVARIANT}} are set
+    /// for each platform. A run step needs a platform this machine can execute
+    /// (its own, or one with a binfmt_misc handler).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub platform: Vec<String>,
 
@@ -153,7 +155,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         for (platform, plan) in &plans {
             for step in &plan.steps {
                 let mut line = step.summary();
-                if platforms.len() > 1 {
+                if !cli.platform.is_empty() {
                     line["platform"] = build::base::platform_name(platform).into();
                 }
                 writeln!(out, "{line}").context("writing the plan to stdout")?;
@@ -177,7 +179,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         cache: !cli.no_cache,
         platform: platforms[0].clone(),
     };
-    let built = if plans.len() == 1 {
+    let built = if cli.platform.is_empty() {
         build::build(&plans[0].1, &options)?
     } else {
         build::build_platforms(&plans, &options)?

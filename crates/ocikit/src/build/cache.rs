@@ -13,9 +13,11 @@
 //! still rebuild), and a file deleted from an imported directory changes
 //! the walk — stacker's bugs #70 and #82 cannot happen here.
 //!
-//! `binds` are not part of the key: they are host directories shared with
-//! the `run` step (package caches, source checkouts), as in stacker; a build
-//! that depends on what they hold needs `--no-cache`.
+//! `binds` are part of the key by their spec (host source → container
+//! dest, so adding, removing or moving a bind rebuilds) but not by their
+//! contents: they are host directories shared with the `run` step (package
+//! caches, source checkouts) whose contents stacker does not hash either; a
+//! build that depends on what they hold needs `--no-cache`.
 //!
 //! An entry (`cache/<key>`) records the manifest descriptor the build made;
 //! it is a hit only while the manifest, config and layer blobs are in the

@@ -377,6 +377,15 @@ fn cache_key(
     key.text("epoch", &options.epoch.to_string());
     key.text("platform", &base::platform_name(&options.platform));
     key.text("directives", &format!("{image:?}"));
+    // Binds by their spec (the directives hold them too; named here so the
+    // key's coverage reads in one place): what a bind's source holds is not
+    // hashed (see `cache`).
+    for bind in &image.binds {
+        key.text(
+            "bind",
+            &format!("{} -> {}", bind.source.display(), bind.dest),
+        );
+    }
     match base {
         BaseInput::Scratch => key.text("base", "scratch"),
         BaseInput::Tar { path, shown } => {
