@@ -16,6 +16,18 @@ _oci__build() {
             ",$1")
                 cmd="oci__build"
                 ;;
+            oci__build,clean)
+                cmd="oci__build__subcmd__clean"
+                ;;
+            oci__build,help)
+                cmd="oci__build__subcmd__help"
+                ;;
+            oci__build__subcmd__help,clean)
+                cmd="oci__build__subcmd__help__subcmd__clean"
+                ;;
+            oci__build__subcmd__help,help)
+                cmd="oci__build__subcmd__help__subcmd__help"
+                ;;
             *)
                 ;;
         esac
@@ -23,7 +35,7 @@ _oci__build() {
 
     case "${cmd}" in
         oci__build)
-            opts="-f -q -h -V --stacker-file --oci-dir --substitute --substitute-file --require-hash --dry-run --no-cache --layer-type --compression --platform --runtime --roots-dir --stacker-dir --quiet --help --version"
+            opts="-f -q -h -V --stacker-file --oci-dir --substitute --substitute-file --require-hash --dry-run --no-cache --layer-type --compression --platform --runtime --roots-dir --stacker-dir --quiet --help --version clean help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -73,6 +85,74 @@ _oci__build() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oci__subcmd__build__subcmd__clean)
+            opts="-h --all --oci-dir --roots-dir --stacker-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --oci-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --roots-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stacker-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oci__subcmd__build__subcmd__help)
+            opts="clean help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oci__subcmd__build__subcmd__help__subcmd__clean)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oci__subcmd__build__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

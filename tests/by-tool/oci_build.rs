@@ -567,6 +567,42 @@ fn build_cache_hits_when_unchanged_and_rebuilds_on_any_content_change() {
     assert!(!cached(&stderr, "base"), "{stderr}");
     assert_eq!(restored["base"], relabelled["base"]);
     assert_eq!(restored["app"], relabelled["app"]);
+
+    // After a dozen builds the work directory holds one cache entry per
+    // image and exactly the blobs of the images' current builds.
+    let work = d.join(".stacker/oci-build");
+    let names_in = |dir: &Path| -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(names_in(&work.join("cache")).len(), 3);
+    let mut wanted = std::collections::BTreeSet::new();
+    for digest in restored.values() {
+        let manifest: Value = read_json(&d.join("oci/blobs/sha256").join(&digest[7..]));
+        wanted.insert(digest[7..].to_owned());
+        wanted.insert(manifest["config"]["digest"].as_str().expect("config")[7..].to_owned());
+        for layer in manifest["layers"].as_array().expect("layers") {
+            wanted.insert(layer["digest"].as_str().expect("layer")[7..].to_owned());
+        }
+    }
+    assert_eq!(names_in(&work.join("blobs/sha256")), wanted);
+    assert!(!work.join("downloads").exists());
+
+    // `oci-build clean`, as `stacker clean`: roots, layout and work dir gone.
+    let out = tool("oci-build")
+        .current_dir(d)
+        .arg("clean")
+        .assert()
+        .success();
+    assert!(out.get_output().stdout.is_empty());
+    for gone in ["roots", "oci", ".stacker"] {
+        assert!(!d.join(gone).exists(), "{gone} left after clean");
+    }
+    assert!(d.join("stacker.yaml").exists());
+    let (_, stderr) = build_in(d, &[]);
+    assert!(!cached(&stderr, "base"), "{stderr}");
 }
 
 /// `from: oci` (`layout:tag`, split at the first colon) and `from: docker`

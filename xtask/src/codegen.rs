@@ -105,8 +105,10 @@ mod tests {
     /// "flag and config names follow the tool being replaced") and so mean
     /// different things: `skopeo inspect --config` prints an image's config,
     /// `zot --config` names a config file; and `--dry-run`, whose help says
-    /// what each tool would have done (oci-build's plan, oci-serve gc's list).
-    const NAMED_BY_THE_REPLACED_TOOL: [&str; 2] = ["config", "dry-run"];
+    /// what each tool would have done (oci-build's plan, oci-serve gc's list);
+    /// `--all` is `skopeo copy --all` in oci-copy and `stacker clean --all`
+    /// (a no-op kept for old scripts) in oci-build clean.
+    const NAMED_BY_THE_REPLACED_TOOL: [&str; 3] = ["config", "dry-run", "all"];
 
     /// Every long flag with a given name means the same in every tool (same
     /// help text), so `--authfile` or `--quiet` never drift apart; each tool's

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{CommandFactory, Parser};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use ocikit::build::{self, BuildOptions};
 use ocikit::pipe::ImageLine;
 use ocikit::stacker::{self, Substitutions};
@@ -46,7 +46,7 @@ pub struct Cli {
     pub stacker_file: PathBuf,
 
     /// The OCI layout to write the images to (its path is also ${{STACKER_OCI_DIR}}).
-    #[arg(long, value_name = "DIR", default_value = "oci")]
+    #[arg(long, value_name = "DIR", default_value = "oci", global = true)]
     pub oci_dir: PathBuf,
 
     /// A substitution for ${{KEY}} placeholders, as KEY=VALUE (repeatable; a later one wins).
@@ -94,15 +94,38 @@ pub struct Cli {
     pub runtime: String,
 
     /// Where image root filesystems are kept (its path is also ${{STACKER_ROOTFS_DIR}}).
-    #[arg(long, value_name = "DIR", default_value = "roots")]
+    #[arg(long, value_name = "DIR", default_value = "roots", global = true)]
     pub roots_dir: PathBuf,
 
-    /// Scratch space for staged blobs, downloads and runtime bundles.
-    #[arg(long, value_name = "DIR", default_value = ".stacker")]
+    /// Scratch space for staged blobs, the build cache, pulled bases and
+    /// runtime bundles (in its oci-build/ directory). After each build,
+    /// what no cache entry still needs is removed from it.
+    #[arg(long, value_name = "DIR", default_value = ".stacker", global = true)]
     pub stacker_dir: PathBuf,
 
     #[command(flatten)]
     pub output: ocikit_cli::OutputArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// oci-build's subcommands (stacker's names).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Remove what builds leave behind, as `stacker clean` does: the
+    /// --roots-dir, the --oci-dir layout and the --stacker-dir (build cache,
+    /// staged blobs, pulled bases).
+    Clean(CleanArgs),
+}
+
+/// `oci-build clean`.
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Accepted for stacker compatibility (a no-op there too): clean always
+    /// removes everything.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// The clap command, for man pages and completions.
@@ -117,6 +140,23 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let oci_dir = cwd.join(&cli.oci_dir);
     let roots_dir = cwd.join(&cli.roots_dir);
     let stacker_dir = cwd.join(&cli.stacker_dir);
+    if let Some(Command::Clean(_)) = &cli.command {
+        build::clean(
+            &oci_dir,
+            &roots_dir,
+            &stacker_dir,
+            &stacker_dir.join("oci-build"),
+        )?;
+        if !cli.output.quiet {
+            eprintln!(
+                "oci-build: removed {}, {} and {}",
+                cli.roots_dir.display(),
+                cli.oci_dir.display(),
+                cli.stacker_dir.display()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut subs = Substitutions::with_builtins(&oci_dir, &cwd);
     subs.set("STACKER_ROOTFS_DIR", &roots_dir.display().to_string());
     subs.set("STACKER_STACKER_DIR", &stacker_dir.display().to_string());
@@ -230,5 +270,15 @@ mod tests {
         assert_eq!(cli.stacker_file, PathBuf::from("x.yaml"));
         assert_eq!(cli.oci_dir, PathBuf::from("oci"));
         assert_eq!(cli.substitute, ["A=1", "B=2"]);
+        assert!(cli.command.is_none());
+        // stacker's directory flags are global: before or after `clean`.
+        for args in [
+            &["oci-build", "clean", "--oci-dir", "out", "--all"][..],
+            &["oci-build", "--oci-dir", "out", "clean"][..],
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parse");
+            assert!(matches!(cli.command, Some(Command::Clean(_))), "{args:?}");
+            assert_eq!(cli.oci_dir, PathBuf::from("out"), "{args:?}");
+        }
     }
 }

@@ -41,6 +41,9 @@ pub struct ImageBase {
     pub layers: Vec<Descriptor>,
     /// How history and messages name it.
     pub shown: String,
+    /// Its tag in the work directory's layout of pulled bases, when it was
+    /// pulled there (a registry or archive base).
+    pub pulled: Option<String>,
 }
 
 fn fail(image: &str, base: &str, message: String) -> BuildError {
@@ -188,6 +191,7 @@ fn from_layout(
         config,
         layers,
         shown: shown.to_owned(),
+        pulled: None,
     })
 }
 
@@ -251,7 +255,73 @@ fn pull(
             ))
             .map_err(wrap)?;
     }
-    from_layout(image, shown, &local, platform)
+    let mut base = from_layout(image, shown, &local, platform)?;
+    base.pulled = Some(tag);
+    Ok(base)
+}
+
+/// Keeps only the bases tagged `used` in the layout of pulled bases at
+/// `pulled` (all of it goes when none is used), and the blobs those need:
+/// a base a build no longer names costs no disk after it. A base needed
+/// again is pulled again.
+pub fn prune_pulled(
+    pulled: &Path,
+    used: &std::collections::BTreeSet<String>,
+) -> Result<(), BuildError> {
+    if !pulled.join("index.json").exists() {
+        return Ok(());
+    }
+    if used.is_empty() {
+        return super::fs::remove_tree(pulled);
+    }
+    let io = |path: &Path, e: std::io::Error| BuildError::Io {
+        path: path.to_owned(),
+        source: e,
+    };
+    let layout = Layout::open(pulled)?;
+    let kept: Vec<Descriptor> = layout
+        .manifests()?
+        .into_iter()
+        .filter(|d| {
+            d.annotation(crate::layout::REF_NAME)
+                .is_some_and(|t| used.contains(t))
+        })
+        .collect();
+    let mut keep = std::collections::BTreeSet::new();
+    let mut stack = kept.clone();
+    while let Some(descriptor) = stack.pop() {
+        if !keep.insert(descriptor.digest.clone())
+            || !manifest::is_manifest_type(&descriptor.media_type)
+        {
+            continue;
+        }
+        let bytes = layout.read_manifest(&descriptor.digest)?;
+        if let Ok(parsed) = Manifest::parse(&bytes, Some(&descriptor.media_type)) {
+            stack.extend(parsed.references().into_iter().cloned());
+        }
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": manifest::OCI_INDEX,
+        "manifests": kept,
+    });
+    let index_path = pulled.join("index.json");
+    let mut tmp = tempfile::NamedTempFile::new_in(pulled).map_err(|e| io(pulled, e))?;
+    std::io::Write::write_all(&mut tmp, index.to_string().as_bytes())
+        .map_err(|e| io(&index_path, e))?;
+    tmp.persist(&index_path)
+        .map_err(|e| io(&index_path, e.error))?;
+    let blobs = pulled.join("blobs/sha256");
+    for entry in std::fs::read_dir(&blobs).map_err(|e| io(&blobs, e))? {
+        let entry = entry.map_err(|e| io(&blobs, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let wanted = crate::digest::Digest::new(crate::digest::Algorithm::Sha256, &name)
+            .is_ok_and(|d| keep.contains(&d));
+        if !wanted {
+            std::fs::remove_file(entry.path()).map_err(|e| io(&entry.path(), e))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -19,13 +19,17 @@
 //! caches, source checkouts) whose contents stacker does not hash either; a
 //! build that depends on what they hold needs `--no-cache`.
 //!
-//! An entry (`cache/<key>`) records the manifest descriptor the build made;
+//! An entry (`cache/<key>`) records the manifest descriptor the build made
+//! and the image root it built;
 //! it is a hit only while the manifest, config and layer blobs are in the
 //! staging store and the image's root filesystem still carries the same key
 //! (`roots/<image>/cache-key`, written last, after a successful build), so
-//! images built on it or importing from it see the same tree.
+//! images built on it or importing from it see the same tree. After each
+//! build, [`Cache::prune`] removes the entries that can no longer hit and
+//! the staged blobs only they needed, so the work directory holds one
+//! entry and one set of blobs per image root, however often it is rebuilt.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -38,7 +42,16 @@ use super::output::Staging;
 use super::BuildError;
 
 /// Bumped whenever what a key covers changes, so old entries stop matching.
-const CACHE_FORMAT: &str = "oci-build cache v1";
+const CACHE_FORMAT: &str = "oci-build cache v2";
+
+/// One cache entry (`cache/<key hex>`): the manifest a build made and the
+/// image root it built it into, so a prune can tell a live entry (its root
+/// still carries its key) from a dead one.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Entry {
+    manifest: Descriptor,
+    root: PathBuf,
+}
 
 /// The name of the file in an image's roots directory that records the key
 /// its root filesystem was built with.
@@ -188,7 +201,7 @@ impl Cache {
             return None;
         }
         let entry = std::fs::read(self.dir.join(key.hex())).ok()?;
-        let manifest: Descriptor = serde_json::from_slice(&entry).ok()?;
+        let Entry { manifest, .. } = serde_json::from_slice(&entry).ok()?;
         let bytes = std::fs::read(staging.path(&manifest.digest)).ok()?;
         manifest.digest.verify(&bytes).ok()?;
         let parsed = Manifest::parse(&bytes, Some(manifest::OCI_MANIFEST)).ok()?;
@@ -219,10 +232,69 @@ impl Cache {
         root: &Path,
     ) -> Result<(), BuildError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| io_err(&self.dir, e))?;
-        let bytes = serde_json::to_vec(manifest)
+        let entry = Entry {
+            manifest: manifest.clone(),
+            root: root.to_owned(),
+        };
+        let bytes = serde_json::to_vec(&entry)
             .map_err(|e| io_err(&self.dir, std::io::Error::other(e.to_string())))?;
         write_replacing(&self.dir.join(key.hex()), &bytes)?;
         write_replacing(&root.join(ROOTFS_KEY), key.to_string().as_bytes())
+    }
+}
+
+impl Cache {
+    /// Removes every entry that can no longer be a hit (its image root was
+    /// rebuilt with another key, or removed, or its blobs are gone), then
+    /// every staged blob no remaining entry refers to. Disk use stays
+    /// bounded by the images' current builds: an image rebuilt a hundred
+    /// times keeps one entry and one set of blobs. Returns the number of
+    /// entries and blobs removed.
+    pub fn prune(&self, staging: &Staging) -> Result<(usize, usize), BuildError> {
+        let mut keep: BTreeSet<Digest> = BTreeSet::new();
+        let mut removed = 0;
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((0, staging.retain(&keep)?))
+            }
+            Err(e) => return Err(io_err(&self.dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err(&self.dir, e))?;
+            let path = entry.path();
+            match self.live_blobs(&entry.file_name().to_string_lossy(), staging) {
+                Some(blobs) => keep.extend(blobs),
+                None => {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io_err(&path, e)),
+                    }
+                    removed += 1;
+                }
+            }
+        }
+        Ok((removed, staging.retain(&keep)?))
+    }
+
+    /// The blobs of entry `name` when it is live, `None` when it is dead.
+    fn live_blobs(&self, name: &str, staging: &Staging) -> Option<Vec<Digest>> {
+        let key = Digest::new(Algorithm::Sha256, name).ok()?;
+        let bytes = std::fs::read(self.dir.join(name)).ok()?;
+        let Entry { manifest, root } = serde_json::from_slice(&bytes).ok()?;
+        let recorded = std::fs::read_to_string(root.join(ROOTFS_KEY)).ok()?;
+        if recorded.trim() != key.to_string() {
+            return None;
+        }
+        let bytes = std::fs::read(staging.path(&manifest.digest)).ok()?;
+        let parsed = Manifest::parse(&bytes, Some(&manifest.media_type)).ok()?;
+        let ManifestKind::Image { config, layers } = parsed.kind else {
+            return None;
+        };
+        let mut blobs = vec![manifest.digest, config.digest];
+        blobs.extend(layers.into_iter().map(|l| l.digest));
+        Some(blobs)
     }
 }
 
@@ -293,6 +365,59 @@ mod tests {
         std::fs::remove_file(root.join("l")).expect("rm");
         std::os::unix::fs::symlink("y", root.join("l")).expect("ln");
         assert_ne!(tree_key(&root), linked);
+    }
+
+    /// A rebuilt root leaves its old entry dead: prune removes it and the
+    /// blobs only it needed, keeps the live entry's, and sweeps temp files.
+    #[test]
+    fn prune_keeps_only_what_live_entries_need() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let staging = Staging::new(&dir.path().join("blobs")).expect("staging");
+        let cache = Cache::new(&dir.path().join("cache"));
+        let root = dir.path().join("roots/img");
+        std::fs::create_dir_all(root.join("rootfs")).expect("mkdir");
+        let entry = |label: &str| {
+            let mut config = ImageConfig::default();
+            config.config.labels.insert("v".into(), label.into());
+            let config = staging
+                .put_bytes(manifest::OCI_CONFIG, &config.to_bytes())
+                .expect("config");
+            let layer = staging
+                .put_bytes(crate::manifest::OCI_LAYER_TAR, b"shared layer")
+                .expect("layer");
+            let bytes = crate::image::manifest_bytes(
+                &config,
+                std::slice::from_ref(&layer),
+                &BTreeMap::new(),
+            );
+            let manifest = staging
+                .put_bytes(manifest::OCI_MANIFEST, &bytes)
+                .expect("manifest");
+            let mut key = KeyBuilder::new();
+            key.text("label", label);
+            let key = key.finish();
+            cache.store(&key, &manifest, &root).expect("store");
+            (key, manifest, config, layer)
+        };
+        let (old_key, old_manifest, old_config, layer) = entry("one");
+        let (new_key, new_manifest, new_config, _) = entry("two");
+        std::fs::write(dir.path().join("blobs/.tmp-left"), "x").expect("w");
+        assert_eq!(cache.prune(&staging).expect("prune"), (1, 2));
+        assert!(cache.lookup(&new_key, &root, &staging).is_some());
+        assert!(cache.lookup(&old_key, &root, &staging).is_none());
+        for (digest, kept) in [
+            (&old_manifest.digest, false),
+            (&old_config.digest, false),
+            (&new_manifest.digest, true),
+            (&new_config.digest, true),
+            (&layer.digest, true),
+        ] {
+            assert_eq!(staging.path(digest).exists(), kept, "{digest}");
+        }
+        assert!(!dir.path().join("blobs/.tmp-left").exists());
+        // The root removed: nothing is live any more.
+        std::fs::remove_dir_all(&root).expect("rm");
+        assert_eq!(cache.prune(&staging).expect("prune"), (1, 3));
     }
 
     #[test]

@@ -164,16 +164,111 @@ struct Done {
     layers: Vec<Descriptor>,
 }
 
+/// The work directory of one build: its staging store and cache, held
+/// under an exclusive lock (`lock` in the work directory) so that two
+/// builds sharing it wait for each other instead of pruning each other's
+/// blobs.
+struct Work {
+    staging: output::Staging,
+    cache: cache::Cache,
+    /// The tags of the pulled bases this build used.
+    pulled: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    _lock: std::fs::File,
+}
+
+impl Work {
+    fn open(options: &BuildOptions) -> Result<Work, BuildError> {
+        fs::mkdirs(&options.work_dir)?;
+        let lock = lock_work_dir(&options.work_dir)?;
+        Ok(Work {
+            staging: output::Staging::new(&options.work_dir.join("blobs"))?,
+            cache: cache::Cache::new(&options.work_dir.join("cache")),
+            pulled: Default::default(),
+            _lock: lock,
+        })
+    }
+
+    /// Prunes the work directory after the build, whether it succeeded or
+    /// not (see [`prune`]), and returns the build's result.
+    fn finish<T>(
+        self,
+        options: &BuildOptions,
+        result: Result<T, BuildError>,
+    ) -> Result<T, BuildError> {
+        let pruned = prune(options, &self.staging, &self.cache, &self.pulled.borrow());
+        let value = result?;
+        pruned?;
+        Ok(value)
+    }
+}
+
+/// Takes the exclusive lock of a work directory, waiting for a build that
+/// holds it.
+fn lock_work_dir(work_dir: &Path) -> Result<std::fs::File, BuildError> {
+    let path = work_dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| BuildError::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+    file.lock()
+        .map_err(|e| BuildError::Io { path, source: e })?;
+    Ok(file)
+}
+
+/// Bounds the work directory's disk use after a build: cache entries that
+/// can no longer hit and the staged blobs only they needed
+/// ([`cache::Cache::prune`]), downloads (fetched again when needed, their
+/// content checked by hash), and pulled bases this build did not use
+/// ([`base::prune_pulled`]). What the output layout holds is its own (hard
+/// links), so nothing published is lost.
+fn prune(
+    options: &BuildOptions,
+    staging: &output::Staging,
+    cache: &cache::Cache,
+    pulled: &std::collections::BTreeSet<String>,
+) -> Result<(), BuildError> {
+    cache.prune(staging)?;
+    fs::remove_tree(&options.work_dir.join("downloads"))?;
+    base::prune_pulled(&options.work_dir.join("bases"), pulled)
+}
+
 /// Builds every image of `plan` in order; tags the images that are not
 /// `build_only` in the layout only when all of them built.
 pub fn build(plan: &Plan, options: &BuildOptions) -> Result<Vec<BuiltImage>, BuildError> {
     check_platform(plan, &options.platform)?;
-    let staging = output::Staging::new(&options.work_dir.join("blobs"))?;
-    let cache = cache::Cache::new(&options.work_dir.join("cache"));
-    let built = build_plan(plan, options, &staging, &cache)?;
-    let tagged: Vec<&BuiltImage> = built.iter().filter(|b| !b.build_only).collect();
-    output::publish(&options.oci_dir, &staging, &tagged)?;
-    Ok(built)
+    let work = Work::open(options)?;
+    let result = build_plan(plan, options, &work).and_then(|built| {
+        let tagged: Vec<&BuiltImage> = built.iter().filter(|b| !b.build_only).collect();
+        output::publish(&options.oci_dir, &work.staging, &tagged)?;
+        Ok(built)
+    });
+    work.finish(options, result)
+}
+
+/// Removes what builds leave on disk, as `stacker clean` does: the root
+/// filesystems directory, the output layout and the stacker directory
+/// (which holds the work directory: staged blobs, the build cache, pulled
+/// bases). Waits for a build using the work directory to finish first.
+pub fn clean(
+    oci_dir: &Path,
+    roots_dir: &Path,
+    stacker_dir: &Path,
+    work_dir: &Path,
+) -> Result<(), BuildError> {
+    let _lock = if work_dir.is_dir() {
+        Some(lock_work_dir(work_dir)?)
+    } else {
+        None
+    };
+    for dir in [roots_dir, oci_dir, stacker_dir] {
+        fs::remove_tree(dir)?;
+    }
+    Ok(())
 }
 
 /// Builds each plan for its platform (the plans differ only by the
@@ -190,8 +285,17 @@ pub fn build_platforms(
     for (platform, plan) in plans {
         check_platform(plan, platform)?;
     }
-    let staging = output::Staging::new(&options.work_dir.join("blobs"))?;
-    let cache = cache::Cache::new(&options.work_dir.join("cache"));
+    let work = Work::open(options)?;
+    let result = build_indexes(plans, options, &work);
+    work.finish(options, result)
+}
+
+fn build_indexes(
+    plans: &[(manifest::Platform, Plan)],
+    options: &BuildOptions,
+    work: &Work,
+) -> Result<Vec<BuiltImage>, BuildError> {
+    let staging = &work.staging;
     // Per image name, in the order first seen: its build for each platform.
     let mut images: Vec<(String, bool, Vec<BuiltImage>)> = Vec::new();
     for (platform, plan) in plans {
@@ -201,7 +305,7 @@ pub fn build_platforms(
             roots_dir: options.roots_dir.join(dir),
             ..options.clone()
         };
-        for image in build_plan(plan, &per_platform, &staging, &cache)? {
+        for image in build_plan(plan, &per_platform, work)? {
             match images.iter_mut().find(|(name, _, _)| *name == image.name) {
                 Some((_, _, builds)) => builds.push(image),
                 None => images.push((image.name.clone(), image.build_only, vec![image])),
@@ -220,7 +324,7 @@ pub fn build_platforms(
         });
     }
     let tagged: Vec<&BuiltImage> = built.iter().filter(|b| !b.build_only).collect();
-    output::publish(&options.oci_dir, &staging, &tagged)?;
+    output::publish(&options.oci_dir, staging, &tagged)?;
     Ok(built)
 }
 
@@ -267,13 +371,12 @@ pub fn parse_platform(s: &str) -> Result<manifest::Platform, String> {
 fn build_plan(
     plan: &Plan,
     options: &BuildOptions,
-    staging: &output::Staging,
-    cache: &cache::Cache,
+    work: &Work,
 ) -> Result<Vec<BuiltImage>, BuildError> {
     let mut done: BTreeMap<String, Done> = BTreeMap::new();
     let mut built = Vec::new();
     for step in &plan.steps {
-        let (manifest, finished, cached) = build_one(&step.image, options, staging, cache, &done)?;
+        let (manifest, finished, cached) = build_one(&step.image, options, work, &done)?;
         built.push(BuiltImage {
             name: step.image.name.clone(),
             manifest,
@@ -408,14 +511,19 @@ fn cache_key(
 fn build_one(
     image: &Image,
     options: &BuildOptions,
-    staging: &output::Staging,
-    cache: &cache::Cache,
+    work: &Work,
     done: &BTreeMap<String, Done>,
 ) -> Result<(Descriptor, Done, bool), BuildError> {
+    let (staging, cache) = (&work.staging, &work.cache);
     let name = &image.name;
     let root = options.roots_dir.join(name);
     // The inputs, fetched and checked, and the cache key over them.
     let base = resolve_base(image, options, done)?;
+    if let BaseInput::Image(from) = &base {
+        if let Some(tag) = &from.pulled {
+            work.pulled.borrow_mut().insert(tag.clone());
+        }
+    }
     let sources = image
         .imports
         .iter()

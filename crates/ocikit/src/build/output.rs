@@ -75,6 +75,34 @@ impl Staging {
         self.commit(&tmp, digest)
     }
 
+    /// Removes every blob not in `keep`, and any temporary file left by an
+    /// interrupted build. Returns the number of blobs removed.
+    pub fn retain(&self, keep: &BTreeSet<Digest>) -> Result<usize, BuildError> {
+        let mut removed = 0;
+        let blobs = self.dir.join("sha256");
+        for dir in [&self.dir, &blobs] {
+            for entry in fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
+                let entry = entry.map_err(|e| io_err(dir, e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let path = entry.path();
+                let stale = if dir == &blobs {
+                    Digest::new(crate::digest::Algorithm::Sha256, &name)
+                        .map_or(true, |d| !keep.contains(&d))
+                } else {
+                    name.starts_with(".tmp-")
+                };
+                if stale && !path.is_dir() {
+                    match fs::remove_file(&path) {
+                        Ok(()) => removed += usize::from(dir == &blobs),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io_err(&path, e)),
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Stores `bytes` and returns their descriptor.
     pub fn put_bytes(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor, BuildError> {
         let digest = Digest::sha256_of(bytes);
