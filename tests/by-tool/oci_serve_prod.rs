@@ -703,6 +703,90 @@ mod users {
         );
     }
 
+    #[test]
+    fn htpasswd_changes_apply_without_a_restart() {
+        let Some(reg) = Secured::start(&["--auth-challenge", "bearer"]) else {
+            return;
+        };
+        let ping = |user: &str, password: &str| {
+            Http::new(&reg.server)
+                .with_creds(user, password)
+                .get("/v2/")
+                .status()
+        };
+        assert_eq!(ping("carol", "pw"), StatusCode::UNAUTHORIZED);
+        assert_eq!(ping("alice", "pw"), StatusCode::OK, "and remembered");
+        let token_url = "/auth/token?service=ocikit-test&scope=repository:bob/app:pull,push";
+        let bob_token = json(reg.as_user("bob").get(token_url))["token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        let with_token = |token: &str| {
+            let anon = reg.anonymous();
+            anon.send(
+                anon.req("POST", "/v2/bob/app/blobs/uploads/")
+                    .bearer_auth(token),
+            )
+            .status()
+        };
+        assert_eq!(with_token(&bob_token), StatusCode::ACCEPTED);
+
+        // carol arrives, bob leaves, alice changes her password.
+        ocikit_e2e::basic_auth::registry_yaml(
+            reg.dir.path(),
+            &[("alice", "new"), ("admin", "pw"), ("carol", "pw")],
+        )
+        .expect("htpasswd");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while ping("carol", "pw") != StatusCode::OK {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the new user never got in:\n{}",
+                reg.server.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(ping("bob", "pw"), StatusCode::UNAUTHORIZED, "removed");
+        assert_eq!(
+            with_token(&bob_token),
+            StatusCode::UNAUTHORIZED,
+            "and his token"
+        );
+        assert_eq!(
+            ping("alice", "pw"),
+            StatusCode::UNAUTHORIZED,
+            "the old password, though remembered, is refused"
+        );
+        assert_eq!(ping("alice", "new"), StatusCode::OK);
+
+        // A broken file keeps the users there were and says what is wrong.
+        let file = reg.dir.path().join("htpasswd");
+        std::fs::write(
+            &file,
+            "admin:$2y$05$abcdefghijklmnopqrstuu\nalice:plaintext\n",
+        )
+        .expect("break");
+        let words = format!("{}:2: not a bcrypt entry", file.display());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !reg.server.log().contains(&words) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no error naming the line:\n{}",
+                reg.server.log()
+            );
+            let _ = ping("alice", "new");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(
+            reg.server.log().contains("keeping the previous users"),
+            "{}",
+            reg.server.log()
+        );
+        assert_eq!(ping("alice", "new"), StatusCode::OK);
+        assert_eq!(ping("carol", "pw"), StatusCode::OK);
+        assert_eq!(ping("bob", "pw"), StatusCode::UNAUTHORIZED);
+    }
+
     fn skopeo(args: &[&str]) -> std::process::Output {
         std::process::Command::new("skopeo")
             .args(args)

@@ -141,6 +141,7 @@ pub struct OciServe {
     pub addr: String,
     /// The storage root.
     pub root: PathBuf,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -211,14 +212,29 @@ impl OciServe {
                     .to_owned();
             }
         };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
+        // Keep draining stderr (into `log`) so the server never blocks on
+        // a full pipe.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(seen));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
         OciServe {
             child,
             addr,
             root: root.to_path_buf(),
+            log,
             _dir: None,
         }
+    }
+
+    /// What the server has written to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The server's process id (to send it signals, or for benchmarks to

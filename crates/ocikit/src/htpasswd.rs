@@ -3,13 +3,22 @@
 //!
 //! bcrypt is slow on purpose, and registry clients send Basic credentials on
 //! every request, so a successful check is remembered (keyed by a SHA-256 of
-//! the user and password, never the password itself) until the file changes.
+//! the user, the password and the line's hash, never the password itself).
+//!
+//! A file loaded with [`Htpasswd::load`] is reloaded when it changes
+//! ([`crate::watch`], looked at most once a second, when a password is
+//! checked): new users work and removed ones are refused without a restart.
+//! A file that fails to load keeps the previous users, and the error (file
+//! and line) is logged. Remembered checks survive a reload only for users
+//! whose line is unchanged, so a changed password is never accepted from
+//! memory.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::digest::Digest;
+use crate::watch::FileWatch;
 
 /// Why an htpasswd file could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -33,60 +42,104 @@ pub enum HtpasswdError {
     },
 }
 
+/// user → bcrypt hash.
+type Users = HashMap<String, String>;
+
 /// The users of an htpasswd file.
 #[derive(Debug, Default)]
 pub struct Htpasswd {
-    users: HashMap<String, String>,
-    verified: RwLock<HashSet<Digest>>,
+    users: RwLock<Arc<Users>>,
+    /// Checks that succeeded: key → the user they were for.
+    verified: RwLock<HashMap<Digest, String>>,
+    /// The file and its watch, when loaded from one.
+    source: Option<(PathBuf, Mutex<FileWatch>)>,
+}
+
+fn read_users(path: &Path) -> Result<Users, HtpasswdError> {
+    let text = std::fs::read_to_string(path).map_err(|source| HtpasswdError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_users(&text).map_err(|line| HtpasswdError::NotBcrypt {
+        path: path.to_owned(),
+        line,
+    })
 }
 
 impl Htpasswd {
-    /// Loads a file.
+    /// Loads a file, to be reloaded whenever it changes.
     pub fn load(path: &Path) -> Result<Htpasswd, HtpasswdError> {
-        let text = std::fs::read_to_string(path).map_err(|source| HtpasswdError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        Htpasswd::parse(&text).map_err(|line| HtpasswdError::NotBcrypt {
-            path: path.to_owned(),
-            line,
+        Htpasswd::load_checking_every(path, crate::watch::CHECK_EVERY)
+    }
+
+    fn load_checking_every(
+        path: &Path,
+        every: std::time::Duration,
+    ) -> Result<Htpasswd, HtpasswdError> {
+        let watch = FileWatch::every(vec![path.to_owned()], every);
+        let users = read_users(path)?;
+        Ok(Htpasswd {
+            users: RwLock::new(Arc::new(users)),
+            verified: RwLock::default(),
+            source: Some((path.to_owned(), Mutex::new(watch))),
         })
     }
 
     /// Parses file contents; the error is the 1-based number of a bad line.
     pub fn parse(text: &str) -> Result<Htpasswd, usize> {
-        let mut users = HashMap::new();
-        for (index, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            match line.split_once(':') {
-                Some((user, hash)) if !user.is_empty() && is_bcrypt(hash) => {
-                    users.insert(user.to_owned(), hash.to_owned());
+        Ok(Htpasswd {
+            users: RwLock::new(Arc::new(parse_users(text)?)),
+            verified: RwLock::default(),
+            source: None,
+        })
+    }
+
+    /// The users now, after reloading the file if it changed.
+    fn users(&self) -> Arc<Users> {
+        if let Some((path, watch)) = &self.source {
+            // One request looks; the others go on with what is loaded.
+            let changed = watch.try_lock().is_ok_and(|mut w| w.changed());
+            if changed {
+                match read_users(path) {
+                    Ok(users) => self.replace(users, path),
+                    Err(e) => tracing::error!("{e}; keeping the previous users"),
                 }
-                _ => return Err(index + 1),
             }
         }
-        Ok(Htpasswd {
-            users,
-            verified: RwLock::default(),
-        })
+        self.users
+            .read()
+            .map(|u| u.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn replace(&self, users: Users, path: &Path) {
+        let mut current = self.users.write().unwrap_or_else(|p| p.into_inner());
+        // Forget the checks of users whose line changed or went away.
+        if let Ok(mut verified) = self.verified.write() {
+            verified.retain(|_, user| users.get(user) == current.get(user));
+        }
+        tracing::info!("reloaded {} users from {}", users.len(), path.display());
+        *current = Arc::new(users);
     }
 
     /// Whether `password` is `user`'s.
     pub fn verify(&self, user: &str, password: &str) -> bool {
-        let Some(hash) = self.users.get(user) else {
+        let users = self.users();
+        let Some(hash) = users.get(user) else {
             return false;
         };
         let key = Digest::sha256_of(format!("{user}\0{password}\0{hash}").as_bytes());
-        if self.verified.read().is_ok_and(|seen| seen.contains(&key)) {
+        if self
+            .verified
+            .read()
+            .is_ok_and(|seen| seen.contains_key(&key))
+        {
             return true;
         }
         let ok = bcrypt::verify(password, hash).unwrap_or(false);
         if ok {
             if let Ok(mut seen) = self.verified.write() {
-                seen.insert(key);
+                seen.insert(key, user.to_owned());
             }
         }
         ok
@@ -94,8 +147,26 @@ impl Htpasswd {
 
     /// Whether the file names `user` at all.
     pub fn has_user(&self, user: &str) -> bool {
-        self.users.contains_key(user)
+        self.users().contains_key(user)
     }
+}
+
+/// Parses file contents; the error is the 1-based number of a bad line.
+fn parse_users(text: &str) -> Result<Users, usize> {
+    let mut users = HashMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once(':') {
+            Some((user, hash)) if !user.is_empty() && is_bcrypt(hash) => {
+                users.insert(user.to_owned(), hash.to_owned());
+            }
+            _ => return Err(index + 1),
+        }
+    }
+    Ok(users)
 }
 
 fn is_bcrypt(hash: &str) -> bool {
@@ -122,6 +193,58 @@ mod tests {
         assert!(!file.verify("alice", "S3cret"));
         assert!(!file.verify("bob", "s3cret"));
         assert!(file.has_user("alice"));
+    }
+
+    fn line(user: &str, password: &str) -> String {
+        let hash = bcrypt::hash_with_result(password, 4)
+            .expect("hash")
+            .format_for_version(bcrypt::Version::TwoY);
+        format!("{user}:{hash}\n")
+    }
+
+    #[test]
+    fn reloads_users_and_forgets_changed_passwords() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("htpasswd");
+        let bob = line("bob", "pw");
+        std::fs::write(&path, line("alice", "one") + &bob).expect("write");
+        let file = Htpasswd::load_checking_every(&path, std::time::Duration::ZERO).expect("load");
+        assert!(file.verify("alice", "one") && file.verify("bob", "pw"));
+        assert!(!file.verify("carol", "pw"));
+        // alice's password changes, carol arrives, bob's line stays.
+        std::fs::write(&path, line("alice", "two") + &bob + &line("carol", "pw")).expect("edit");
+        assert!(
+            !file.verify("alice", "one"),
+            "the old password, remembered, is refused"
+        );
+        assert!(file.verify("alice", "two"));
+        assert!(file.verify("carol", "pw"), "a new user works");
+        let remembered: Vec<String> = file
+            .verified
+            .read()
+            .expect("lock")
+            .values()
+            .cloned()
+            .collect();
+        assert_eq!(
+            remembered.iter().filter(|u| *u == "bob").count(),
+            1,
+            "{remembered:?}"
+        );
+        let count = |user: &str| remembered.iter().filter(|u| *u == user).count();
+        assert_eq!(count("alice"), 1, "only the new password: {remembered:?}");
+        // bob is removed.
+        std::fs::write(&path, line("alice", "two") + &line("carol", "pw")).expect("rm bob");
+        assert!(!file.verify("bob", "pw"), "a removed user is refused");
+        assert!(!file.has_user("bob"));
+        // A broken file keeps the users there were.
+        std::fs::write(&path, "alice:plain\n").expect("break");
+        assert!(file.verify("alice", "two") && file.verify("carol", "pw"));
+        std::fs::remove_file(&path).expect("rm");
+        assert!(file.verify("carol", "pw"), "a missing file keeps them too");
+        // A file parsed from text never reloads.
+        let fixed = Htpasswd::parse(&line("dave", "pw")).expect("parse");
+        assert!(fixed.verify("dave", "pw"));
     }
 
     #[test]

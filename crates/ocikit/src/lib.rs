@@ -29,6 +29,7 @@ pub mod registry;
 pub mod server;
 pub mod stacker;
 pub mod storage;
+pub mod watch;
 pub mod zot_config;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};

@@ -424,7 +424,8 @@ pub fn token_key_path(root: &std::path::Path) -> PathBuf {
 }
 
 /// Users and rules, when the settings have any; the htpasswd file is read
-/// once here (a bad line is an error naming it), and the token-signing key
+/// here (a bad line is an error naming it) and again whenever it changes
+/// (a bad line then keeps the previous users), and the token-signing key
 /// is read from the root (made on the first start), so tokens outlive a
 /// restart.
 fn auth(settings: &Settings) -> anyhow::Result<Option<Auth>> {

@@ -31,8 +31,10 @@
 //!
 //! A server without users or rules does no work here at all. With them, a
 //! request costs a header parse and either a bcrypt check remembered by
-//! [`Htpasswd`] (one SHA-256 after the first) or one HMAC: no file is read
-//! and no bcrypt runs per request.
+//! [`Htpasswd`] (one SHA-256 after the first) or one HMAC, and at most once
+//! a second a `stat` of the htpasswd file (reloaded when it changed; a
+//! token's user must still be in it): no file is read and no bcrypt runs per
+//! request.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -372,6 +374,15 @@ impl Auth {
             .ok_or_else(invalid)?;
         if claims.exp <= now() {
             return Err("the Bearer token has expired; fetch a new one".into());
+        }
+        // A user removed from the htpasswd file loses its tokens too.
+        if let Some(users) = &self.options.htpasswd {
+            if !claims.sub.is_empty() && !users.has_user(&claims.sub) {
+                return Err(format!(
+                    "the Bearer token's user {:?} is no longer a user of this registry",
+                    claims.sub
+                ));
+            }
         }
         Ok((!claims.sub.is_empty()).then_some(claims.sub))
     }

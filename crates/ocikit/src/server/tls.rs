@@ -4,14 +4,13 @@
 //! certificates (mutual TLS), whose subject's common name is then the user.
 //!
 //! The files are checked at most once a second, when a handshake asks for
-//! the certificate; a file that fails to load (a renewal half written)
-//! leaves the previous certificate in use and is logged, and the next check
-//! tries again.
+//! the certificate ([`crate::watch`]); a file that fails to load (a renewal
+//! half written) leaves the previous certificate in use and is logged, and
+//! the next change is tried again.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
@@ -120,14 +119,6 @@ fn certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError>
     Ok(Arc::new(certified))
 }
 
-/// When and how a file last changed, to notice a renewal.
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
-}
-
-type Stamps = (Option<(SystemTime, u64)>, Option<(SystemTime, u64)>);
-
 /// Serves the current certificate, reloading it when its files change.
 #[derive(Debug)]
 struct Reloading {
@@ -139,32 +130,19 @@ struct Reloading {
 #[derive(Debug)]
 struct Loaded {
     key: Arc<CertifiedKey>,
-    stamps: Stamps,
-    checked: Instant,
+    watch: crate::watch::FileWatch,
 }
 
-/// How often the files are looked at.
-const CHECK_EVERY: Duration = Duration::from_secs(1);
-
 impl Reloading {
-    fn stamps(&self) -> Stamps {
-        (stamp(&self.cert), stamp(&self.key))
-    }
-
     fn current(&self) -> Arc<CertifiedKey> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.checked.elapsed() >= CHECK_EVERY {
-            state.checked = Instant::now();
-            let stamps = self.stamps();
-            if stamps != state.stamps {
-                match certified_key(&self.cert, &self.key) {
-                    Ok(key) => {
-                        tracing::info!("reloaded TLS certificate {}", self.cert.display());
-                        state.key = key;
-                        state.stamps = stamps;
-                    }
-                    Err(e) => tracing::warn!("keeping the previous TLS certificate: {e}"),
+        if state.watch.changed() {
+            match certified_key(&self.cert, &self.key) {
+                Ok(key) => {
+                    tracing::info!("reloaded TLS certificate {}", self.cert.display());
+                    state.key = key;
                 }
+                Err(e) => tracing::error!("keeping the previous TLS certificate: {e}"),
             }
         }
         state.key.clone()
@@ -184,9 +162,8 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsE
         cert: files.cert.clone(),
         key: files.key.clone(),
         state: Mutex::new(Loaded {
+            watch: crate::watch::FileWatch::new(vec![files.cert.clone(), files.key.clone()]),
             key: certified_key(&files.cert, &files.key)?,
-            stamps: (stamp(&files.cert), stamp(&files.key)),
-            checked: Instant::now(),
         }),
     };
     let builder = rustls::ServerConfig::builder_with_provider(provider())
