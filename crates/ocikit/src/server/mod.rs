@@ -653,7 +653,63 @@ pub(crate) fn empty(status: StatusCode, headers: &[(header::HeaderName, String)]
 
 #[cfg(test)]
 mod tests {
-    use super::Route;
+    use super::*;
+
+    /// While a graceful shutdown drains, `/readyz` says 503 and a new upload
+    /// gets 503 UNAVAILABLE, while other requests (and uploads already open)
+    /// are still answered.
+    #[tokio::test]
+    async fn draining_refuses_new_uploads_only() {
+        use tower::ServiceExt as _;
+        let dir = tempfile::tempdir().expect("tmp");
+        let storage = crate::storage::fs::FsStorage::open(dir.path()).expect("open");
+        let draining = Arc::new(AtomicBool::new(false));
+        let app = router_draining(storage, &ServerConfig::default(), draining.clone());
+        let call = |method: &str, path: &str| {
+            let request = axum::http::Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .expect("request");
+            app.clone().oneshot(request)
+        };
+        let open = call("POST", "/v2/a/blobs/uploads/").await.expect("POST");
+        assert_eq!(open.status(), StatusCode::ACCEPTED);
+        let location = open.headers()[header::LOCATION]
+            .to_str()
+            .expect("location")
+            .to_owned();
+        assert_eq!(
+            call("GET", "/readyz").await.expect("ready").status(),
+            StatusCode::OK
+        );
+        draining.store(true, Ordering::SeqCst);
+        let refused = call("POST", "/v2/a/blobs/uploads/").await.expect("POST");
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(refused.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.contains("UNAVAILABLE") && text.contains("shutting down"),
+            "{text}"
+        );
+        let ready = call("GET", "/readyz").await.expect("readyz");
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            call("GET", "/v2/").await.expect("base").status(),
+            StatusCode::OK
+        );
+        let empty = crate::digest::Digest::sha256_of(b"");
+        let finish = call("PUT", &format!("{location}?digest={empty}"))
+            .await
+            .expect("PUT");
+        assert_eq!(
+            finish.status(),
+            StatusCode::CREATED,
+            "an open upload finishes"
+        );
+    }
 
     #[test]
     fn routes() {

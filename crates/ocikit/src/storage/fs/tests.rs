@@ -303,3 +303,45 @@ async fn file_stream_reads_in_chunks_and_reports_a_short_file() {
         }
     }
 }
+
+/// GC's upload side: sessions idle past the upload grace are cancelled (a
+/// dry run only counts them), younger ones and their files stay, and files
+/// no session owns (a crash's leftovers) go once they are old.
+#[tokio::test]
+async fn gc_cancels_stale_uploads_and_leftover_files() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = FsStorage::open(dir.path()).expect("open");
+    let uploads = dir.path().join("_ocikit/uploads");
+    let leftover = uploads.join("left-by-a-crash");
+    fs::write(&leftover, b"junk").expect("leftover");
+    let old = s.upload_start("a").await.expect("start");
+    s.upload_append("a", &old, None, stream(&[b"half"]))
+        .await
+        .expect("append");
+    // File ages count in whole seconds (by the later of mtime and ctime).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let fresh = s.upload_start("a").await.expect("start");
+    let options = |dry_run| GcOptions {
+        upload_grace: std::time::Duration::from_millis(500),
+        dry_run,
+        ..GcOptions::default()
+    };
+    let report = s.gc(options(true)).await.expect("dry run");
+    assert_eq!(report.uploads, 2, "{report:?}");
+    assert_eq!(s.upload_size("a", &old).await.expect("size"), Some(4));
+    assert!(leftover.exists());
+    let report = s.gc(options(false)).await.expect("gc");
+    assert_eq!(report.uploads, 2, "{report:?}");
+    assert_eq!(s.upload_size("a", &old).await.expect("size"), None);
+    assert_eq!(s.upload_size("a", &fresh).await.expect("size"), Some(0));
+    assert!(!leftover.exists());
+    let left: Vec<_> = fs::read_dir(&uploads)
+        .expect("uploads")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "only the fresh session's file: {left:?}");
+    // The default grace keeps a day's worth of sessions.
+    let report = s.gc(GcOptions::default()).await.expect("gc");
+    assert_eq!(report.uploads, 0);
+    assert_eq!(s.upload_size("a", &fresh).await.expect("size"), Some(0));
+}
