@@ -287,9 +287,12 @@ const USERS: [&str; 3] = ["alice", "bob", "admin"];
 
 /// The rules of the access-control tests: everyone signed in reads `**`;
 /// anonymous reads `public/**`; only alice reads and creates in `team/**`
-/// (bob may not even read it); bob owns `bob/**`; admin may do anything.
+/// (bob may not even read it); bob owns `bob/**`; the group `ops` (bob)
+/// reads and creates in `ops/*`; admin may do anything.
 const RULES: &str = r#"{
+  "groups": {"ops": {"users": ["bob"]}},
   "repositories": {
+    "ops/*": {"policies": [{"groups": ["ops"], "actions": ["read", "create"]}]},
     "**": {"defaultPolicy": ["read"]},
     "public/**": {"anonymousPolicy": ["read"], "defaultPolicy": ["read"]},
     "team/**": {"policies": [{"users": ["alice"], "actions": ["read", "create"]}]},
@@ -571,6 +574,37 @@ mod users {
             &format!("/v2/team/other/blobs/uploads/?mount={digest}&from=team/app"),
         ));
         assert_eq!(r.status(), StatusCode::CREATED);
+    }
+
+    /// A policy naming a group admits its members only, and `ops/*` is one
+    /// level deep (`ops/a/b` falls back to `**`).
+    #[test]
+    fn groups_and_single_level_globs() {
+        let Some(reg) = Secured::start(&[]) else {
+            return;
+        };
+        let (bob, alice) = (reg.as_user("bob"), reg.as_user("alice"));
+        let (r, _) = bob.push_image("ops/app", "v1", "group");
+        assert_eq!(r.status(), StatusCode::CREATED, "{}", body(r));
+        assert_eq!(bob.get("/v2/ops/app/manifests/v1").status(), StatusCode::OK);
+        let r = alice.send(alice.req("POST", "/v2/ops/app/blobs/uploads/"));
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "alice is not in ops");
+        assert_eq!(
+            alice.get("/v2/ops/app/manifests/v1").status(),
+            StatusCode::FORBIDDEN,
+            "nor may she read it"
+        );
+        let r = bob.send(bob.req("POST", "/v2/ops/app/deep/blobs/uploads/"));
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "ops/* is one level");
+        let catalog = json(alice.get("/v2/_catalog"));
+        assert!(
+            !catalog["repositories"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .any(|r| r == "ops/app"),
+            "{catalog}"
+        );
     }
 
     #[test]
