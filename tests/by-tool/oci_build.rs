@@ -1279,3 +1279,107 @@ legacy:
     .expect("inspect");
     assert_eq!(info["Labels"]["org.example.label"], "yes");
 }
+
+/// `--dry-run` on files shaped like the ones people build with stacker
+/// today (a Go server's release build with a build_only stage and legacy
+/// `import`; a config-only file whose prerequisites chain three deep with
+/// remote tar bases and hashed imports; every other form stacker reads,
+/// including YAML merge keys): each passes, in dependency order, without
+/// fetching anything (the hosts do not exist).
+#[test]
+fn dry_run_accepts_the_files_stacker_accepts() {
+    let compat = fixtures().join("compat");
+    let plan = |dir: &str, args: &[&str]| -> (Vec<Value>, String) {
+        let out = tool("oci-build")
+            .current_dir(compat.join(dir))
+            .arg("--dry-run")
+            .args(args)
+            .assert()
+            .success();
+        (
+            lines(&out.get_output().stdout),
+            String::from_utf8_lossy(&out.get_output().stderr).into_owned(),
+        )
+    };
+    let names = |lines: &[Value]| -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    let (registry, stderr) = plan("registry", &["--substitute", "COMMIT=abc123"]);
+    assert_eq!(names(&registry), ["build", "registry"]);
+    assert_eq!(registry[0]["base"]["url"], "docker://golang:1.22");
+    assert_eq!(registry[0]["build_only"], true);
+    assert_eq!(
+        registry[1]["imports"][0]["path"],
+        "stacker://build/src/bin/server-linux-amd64"
+    );
+    assert!(stderr.contains("`import` is deprecated"), "{stderr}");
+    let (renamed, _) = plan(
+        "registry",
+        &[
+            "--substitute",
+            "COMMIT=abc123",
+            "--substitute",
+            "REPO_NAME=zot-minimal",
+            "--substitute",
+            "BASE=oci:/layouts/",
+            "--substitute",
+            "EXT=.exe",
+        ],
+    );
+    assert_eq!(names(&renamed), ["build", "zot-minimal"]);
+    assert_eq!(renamed[0]["base"]["url"], "oci:/layouts/golang:1.22");
+    assert_eq!(
+        renamed[1]["imports"][0]["path"],
+        "stacker://build/src/bin/server-linux-amd64.exe"
+    );
+
+    let (machine, stderr) = plan("machine", &["--substitute", "TARGETARCH=arm64"]);
+    assert_eq!(names(&machine), ["rootfs", "tools", "app"]);
+    assert_eq!(
+        machine[0]["base"]["url"],
+        "https://images.example.invalid/rootfs-arm64.tar.gz"
+    );
+    assert!(machine[0]["file"]
+        .as_str()
+        .unwrap_or_default()
+        .ends_with("machine/layers/base.yaml"));
+    assert_eq!(
+        machine[1]["imports"][1],
+        serde_json::json!({
+            "path": "https://downloads.example.invalid/helper-arm64",
+            "dest": "/usr/local/bin/helper",
+            "hash": "5f8d8c1b4b4e8e2c6b1e3a7f0c9d2e4b6a8c0e2f4a6b8d0f2e4c6a8b0d2f4e6a"
+        })
+    );
+    assert!(stderr.contains("unknown key `sha` ignored"), "{stderr}");
+    // --require-hash: every remote import has one.
+    plan("machine", &["--require-hash"]);
+
+    let (shapes, stderr) = plan("shapes", &["--substitute", "GREETING=hi"]);
+    assert_eq!(
+        names(&shapes),
+        [
+            "defaults",
+            "from-oci-url",
+            "layout-tag-with-colon",
+            "merged"
+        ]
+    );
+    let oci_dir = compat.join("shapes/oci").display().to_string();
+    assert_eq!(
+        shapes[0]["base"],
+        serde_json::json!({"type": "oci", "url": format!("{oci_dir}:busybox:1.36")})
+    );
+    assert_eq!(shapes[1]["base"]["url"], format!("oci:{oci_dir}:defaults"));
+    assert_eq!(
+        shapes[2]["base"],
+        serde_json::json!({"type": "oci", "url": "dest:busybox:0.1.1"})
+    );
+    assert_eq!(shapes[3]["base"], shapes[0]["base"]);
+    assert_eq!(shapes[3]["build_only"], false);
+    assert!(stderr.contains("`bom` is deprecated"), "{stderr}");
+}

@@ -179,9 +179,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let mut plans = Vec::new();
     for platform in &platforms {
         let mut subs = subs.clone();
-        subs.set("TARGETOS", &platform.os);
-        subs.set("TARGETARCH", &platform.architecture);
-        subs.set("TARGETVARIANT", platform.variant.as_deref().unwrap_or(""));
+        // With --platform, each platform's own; without, this machine's
+        // unless given with --substitute (as a stacker user would).
+        for (name, value) in [
+            ("TARGETOS", platform.os.as_str()),
+            ("TARGETARCH", platform.architecture.as_str()),
+            ("TARGETVARIANT", platform.variant.as_deref().unwrap_or("")),
+        ] {
+            if !cli.platform.is_empty() || subs.get(name).is_none() {
+                subs.set(name, value);
+            }
+        }
         let plan = stacker::load(&cli.stacker_file, &subs, cli.require_hash)?;
         plans.push((platform.clone(), plan));
     }

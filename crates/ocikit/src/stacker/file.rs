@@ -432,8 +432,20 @@ pub fn parse(text: &str, path: &Path) -> Result<StackerFile, StackerError> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     // Syntax first, so that a syntax error is reported as such rather than
     // as whatever the schema made of the events before it.
-    serde_yaml::from_str::<IgnoredAny>(text).map_err(|err| StackerError::yaml(path, &err))?;
-    let raw: RawFile = serde_yaml::from_str(text).map_err(|err| StackerError::yaml(path, &err))?;
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|err| StackerError::yaml(path, &err))?;
+    // YAML merge keys (`<<: *defaults`), which stacker's YAML 1.1 parser
+    // applies: merged on the parsed value, whose errors have no line.
+    let raw: RawFile = if has_merge_key(&value) {
+        let mut value = value;
+        value
+            .apply_merge()
+            .map_err(|err| StackerError::yaml(path, &err))?;
+        stringify_scalars(&mut value);
+        RawFile::deserialize(value).map_err(|err| StackerError::yaml(path, &err))?
+    } else {
+        serde_yaml::from_str(text).map_err(|err| StackerError::yaml(path, &err))?
+    };
     let mut file = StackerFile {
         path: path.to_owned(),
         prerequisites: raw
@@ -461,6 +473,32 @@ pub fn parse(text: &str, path: &Path) -> Result<StackerFile, StackerError> {
         file.images.push(image);
     }
     Ok(file)
+}
+
+/// Turns every boolean and number in `value` back into text, the form
+/// the schema reads scalars in (their original spelling is gone: `0777`
+/// was read as 777).
+fn stringify_scalars(value: &mut serde_yaml::Value) {
+    match value {
+        serde_yaml::Value::Bool(b) => *value = serde_yaml::Value::String(b.to_string()),
+        serde_yaml::Value::Number(n) => *value = serde_yaml::Value::String(n.to_string()),
+        serde_yaml::Value::Mapping(map) => map.values_mut().for_each(stringify_scalars),
+        serde_yaml::Value::Sequence(items) => items.iter_mut().for_each(stringify_scalars),
+        serde_yaml::Value::Tagged(tagged) => stringify_scalars(&mut tagged.value),
+        serde_yaml::Value::Null | serde_yaml::Value::String(_) => {}
+    }
+}
+
+/// Whether a `<<` merge key appears anywhere in `value`.
+fn has_merge_key(value: &serde_yaml::Value) -> bool {
+    match value {
+        serde_yaml::Value::Mapping(map) => map
+            .iter()
+            .any(|(k, v)| k.as_str() == Some("<<") || has_merge_key(v)),
+        serde_yaml::Value::Sequence(items) => items.iter().any(has_merge_key),
+        serde_yaml::Value::Tagged(tagged) => has_merge_key(&tagged.value),
+        _ => false,
+    }
 }
 
 // ---- raw YAML forms -------------------------------------------------------
@@ -1469,6 +1507,50 @@ alpha:
         );
     }
 
+    /// YAML merge keys, which stacker's parser applies: an image that
+    /// takes another's directives and overrides some.
+    #[test]
+    fn merge_keys() {
+        let file = parse_ok(
+            "base: &base
+  from: {type: docker, url: 'docker://alpine:3.19'}
+  build_only: true
+  environment: &env {A: 1}
+app:
+  <<: *base
+  build_only: false
+  environment:
+    <<: *env
+    B: two
+  run: echo hi
+",
+        );
+        let app = &file.images[1];
+        assert!(file.images[0].build_only);
+        assert!(!app.build_only);
+        assert_eq!(
+            app.from,
+            Base::Docker {
+                url: "docker://alpine:3.19".into(),
+                insecure: false
+            }
+        );
+        assert_eq!(app.environment["A"], "1");
+        assert_eq!(app.environment["B"], "two");
+        let err = parse_err(
+            "base: &b
+  from: {type: scratch}
+app:
+  <<: *b
+  frm: x
+",
+        );
+        assert!(
+            err.starts_with("/proj/stacker.yaml: unknown directive `frm`"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn bad_input() {
         let cases = [
@@ -1545,7 +1627,7 @@ alpha:
             ),
             (
                 "img:\n  from: {type: scratch}\nimg:\n  from: {type: scratch}\n",
-                "the name is used twice",
+                "stacker.yaml:1:1: duplicate entry with key \"img\"",
             ),
             (
                 "img:\n  from: {type: scratch}\n  binds:\n    - {src: /a}\n",

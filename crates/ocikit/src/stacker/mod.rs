@@ -34,13 +34,13 @@ pub enum StackerError {
         source: std::io::Error,
     },
     /// A YAML syntax error or a directive the schema does not allow.
-    #[error("{}:{line}:{column}: {message}", path.display())]
+    #[error("{}{message}", location(path, *line, *column))]
     Yaml {
         /// The file.
         path: PathBuf,
-        /// 1-based line.
+        /// 1-based line (0 when not known).
         line: usize,
-        /// 1-based column.
+        /// 1-based column (0 when not known).
         column: usize,
         /// What is wrong, in the words of the format.
         message: String,
@@ -113,6 +113,16 @@ pub enum StackerError {
         /// The files around the cycle.
         chain: Vec<PathBuf>,
     },
+}
+
+/// `path:line:column: `, or `path: ` when the line is not known (an error
+/// found after YAML merge keys were applied).
+fn location(path: &Path, line: usize, column: usize) -> String {
+    if line == 0 {
+        format!("{}: ", path.display())
+    } else {
+        format!("{}:{line}:{column}: ", path.display())
+    }
 }
 
 impl StackerError {
