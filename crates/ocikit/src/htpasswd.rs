@@ -4,6 +4,9 @@
 //! bcrypt is slow on purpose, and registry clients send Basic credentials on
 //! every request, so a successful check is remembered (keyed by a SHA-256 of
 //! the user, the password and the line's hash, never the password itself).
+//! The checks that do run bcrypt run on tokio's blocking pool, at most one
+//! per CPU at a time: a flood of wrong passwords queues behind them instead
+//! of stalling every connection the async threads serve.
 //!
 //! A file loaded with [`Htpasswd::load`] is reloaded when it changes
 //! ([`crate::watch`], looked at most once a second, when a password is
@@ -46,13 +49,21 @@ pub enum HtpasswdError {
 type Users = HashMap<String, String>;
 
 /// The users of an htpasswd file.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Htpasswd {
     users: RwLock<Arc<Users>>,
     /// Checks that succeeded: key → the user they were for.
     verified: RwLock<HashMap<Digest, String>>,
     /// The file and its watch, when loaded from one.
     source: Option<(PathBuf, Mutex<FileWatch>)>,
+    /// Room for bcrypt runs: one per CPU.
+    bcrypt_slots: tokio::sync::Semaphore,
+}
+
+impl Default for Htpasswd {
+    fn default() -> Self {
+        Htpasswd::new(Users::new(), None)
+    }
 }
 
 fn read_users(path: &Path) -> Result<Users, HtpasswdError> {
@@ -78,20 +89,25 @@ impl Htpasswd {
     ) -> Result<Htpasswd, HtpasswdError> {
         let watch = FileWatch::every(vec![path.to_owned()], every);
         let users = read_users(path)?;
-        Ok(Htpasswd {
-            users: RwLock::new(Arc::new(users)),
-            verified: RwLock::default(),
-            source: Some((path.to_owned(), Mutex::new(watch))),
-        })
+        Ok(Htpasswd::new(
+            users,
+            Some((path.to_owned(), Mutex::new(watch))),
+        ))
     }
 
     /// Parses file contents; the error is the 1-based number of a bad line.
     pub fn parse(text: &str) -> Result<Htpasswd, usize> {
-        Ok(Htpasswd {
-            users: RwLock::new(Arc::new(parse_users(text)?)),
+        Ok(Htpasswd::new(parse_users(text)?, None))
+    }
+
+    fn new(users: Users, source: Option<(PathBuf, Mutex<FileWatch>)>) -> Htpasswd {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Htpasswd {
+            users: RwLock::new(Arc::new(users)),
             verified: RwLock::default(),
-            source: None,
-        })
+            source,
+            bcrypt_slots: tokio::sync::Semaphore::new(cpus),
+        }
     }
 
     /// The users now, after reloading the file if it changed.
@@ -123,9 +139,9 @@ impl Htpasswd {
     }
 
     /// Whether `password` is `user`'s.
-    pub fn verify(&self, user: &str, password: &str) -> bool {
+    pub async fn verify(&self, user: &str, password: &str) -> bool {
         let users = self.users();
-        let Some(hash) = users.get(user) else {
+        let Some(hash) = users.get(user).cloned() else {
             return false;
         };
         let key = Digest::sha256_of(format!("{user}\0{password}\0{hash}").as_bytes());
@@ -136,7 +152,16 @@ impl Htpasswd {
         {
             return true;
         }
-        let ok = bcrypt::verify(password, hash).unwrap_or(false);
+        // The semaphore is never closed; without a slot, refuse.
+        let Ok(_slot) = self.bcrypt_slots.acquire().await else {
+            return false;
+        };
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(false);
         if ok {
             if let Ok(mut seen) = self.verified.write() {
                 seen.insert(key, user.to_owned());
@@ -179,19 +204,19 @@ fn is_bcrypt(hash: &str) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn verifies_bcrypt_and_remembers() {
+    #[tokio::test]
+    async fn verifies_bcrypt_and_remembers() {
         let hash = bcrypt::hash_with_result("s3cret", 4)
             .expect("hash")
             .format_for_version(bcrypt::Version::TwoY);
         let file = Htpasswd::parse(&format!("# users\nalice:{hash}\n\n")).expect("parse");
-        assert!(file.verify("alice", "s3cret"));
+        assert!(file.verify("alice", "s3cret").await);
         assert!(
-            file.verify("alice", "s3cret"),
+            file.verify("alice", "s3cret").await,
             "second check from the cache"
         );
-        assert!(!file.verify("alice", "S3cret"));
-        assert!(!file.verify("bob", "s3cret"));
+        assert!(!file.verify("alice", "S3cret").await);
+        assert!(!file.verify("bob", "s3cret").await);
         assert!(file.has_user("alice"));
     }
 
@@ -202,23 +227,23 @@ mod tests {
         format!("{user}:{hash}\n")
     }
 
-    #[test]
-    fn reloads_users_and_forgets_changed_passwords() {
+    #[tokio::test]
+    async fn reloads_users_and_forgets_changed_passwords() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("htpasswd");
         let bob = line("bob", "pw");
         std::fs::write(&path, line("alice", "one") + &bob).expect("write");
         let file = Htpasswd::load_checking_every(&path, std::time::Duration::ZERO).expect("load");
-        assert!(file.verify("alice", "one") && file.verify("bob", "pw"));
-        assert!(!file.verify("carol", "pw"));
+        assert!(file.verify("alice", "one").await && file.verify("bob", "pw").await);
+        assert!(!file.verify("carol", "pw").await);
         // alice's password changes, carol arrives, bob's line stays.
         std::fs::write(&path, line("alice", "two") + &bob + &line("carol", "pw")).expect("edit");
         assert!(
-            !file.verify("alice", "one"),
+            !file.verify("alice", "one").await,
             "the old password, remembered, is refused"
         );
-        assert!(file.verify("alice", "two"));
-        assert!(file.verify("carol", "pw"), "a new user works");
+        assert!(file.verify("alice", "two").await);
+        assert!(file.verify("carol", "pw").await, "a new user works");
         let remembered: Vec<String> = file
             .verified
             .read()
@@ -235,16 +260,48 @@ mod tests {
         assert_eq!(count("alice"), 1, "only the new password: {remembered:?}");
         // bob is removed.
         std::fs::write(&path, line("alice", "two") + &line("carol", "pw")).expect("rm bob");
-        assert!(!file.verify("bob", "pw"), "a removed user is refused");
+        assert!(!file.verify("bob", "pw").await, "a removed user is refused");
         assert!(!file.has_user("bob"));
         // A broken file keeps the users there were.
         std::fs::write(&path, "alice:plain\n").expect("break");
-        assert!(file.verify("alice", "two") && file.verify("carol", "pw"));
+        assert!(file.verify("alice", "two").await && file.verify("carol", "pw").await);
         std::fs::remove_file(&path).expect("rm");
-        assert!(file.verify("carol", "pw"), "a missing file keeps them too");
+        assert!(
+            file.verify("carol", "pw").await,
+            "a missing file keeps them too"
+        );
         // A file parsed from text never reloads.
         let fixed = Htpasswd::parse(&line("dave", "pw")).expect("parse");
-        assert!(fixed.verify("dave", "pw"));
+        assert!(fixed.verify("dave", "pw").await);
+    }
+
+    /// bcrypt runs off the async threads: on a one-thread runtime, a timer
+    /// keeps ticking while a slow hash is checked.
+    #[tokio::test(flavor = "current_thread")]
+    async fn bcrypt_does_not_stall_the_runtime() {
+        let hash = bcrypt::hash_with_result("slow", 11)
+            .expect("hash")
+            .format_for_version(bcrypt::Version::TwoY);
+        let file = Htpasswd::parse(&format!("alice:{hash}\n")).expect("parse");
+        let ticks = std::sync::atomic::AtomicUsize::new(0);
+        let started = std::time::Instant::now();
+        let ticker = async {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        };
+        let ok = tokio::select! {
+            ok = file.verify("alice", "slow") => ok,
+            () = ticker => unreachable!("the ticker never ends"),
+        };
+        assert!(ok);
+        let took = started.elapsed();
+        let ticks = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            took.as_millis() < 20 || ticks as u128 * 5 * 4 >= took.as_millis(),
+            "{ticks} ticks of 5 ms in {took:?}: bcrypt blocked the runtime"
+        );
     }
 
     #[test]

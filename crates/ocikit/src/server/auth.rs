@@ -310,7 +310,7 @@ impl Auth {
         };
         let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
         let user = if scheme.eq_ignore_ascii_case("basic") {
-            self.basic(rest.trim())
+            self.basic(rest.trim()).await
         } else if scheme.eq_ignore_ascii_case("bearer") {
             self.bearer(rest.trim())
         } else {
@@ -334,7 +334,7 @@ impl Auth {
 
     /// Basic credentials: `Ok(None)` for the empty user an anonymous
     /// containers/image client sends after a Basic challenge.
-    fn basic(&self, encoded: &str) -> Result<Option<String>, String> {
+    async fn basic(&self, encoded: &str) -> Result<Option<String>, String> {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded)
             .ok()
@@ -345,7 +345,7 @@ impl Auth {
             return Ok(None);
         }
         match &self.options.htpasswd {
-            Some(users) if users.verify(user, password) => Ok(Some(user.to_owned())),
+            Some(users) if users.verify(user, password).await => Ok(Some(user.to_owned())),
             Some(_) => Err(format!("wrong user name or password for {user:?}")),
             None => Err("this registry has no password users; remove the credentials".into()),
         }
