@@ -2095,6 +2095,8 @@ mod abuse {
             StatusCode::CREATED,
             "a lapsed session still finishes"
         );
+        // Only the session opened after the lapse still counts.
+        assert_eq!(metric(&server, "ocikit_upload_sessions_open"), 1.0);
     }
 
     #[test]

@@ -217,8 +217,7 @@ pub(super) async fn start<S: Storage>(
 }
 
 const OPEN_SESSIONS: &str = "ocikit_upload_sessions_open";
-const OPEN_SESSIONS_HELP: &str =
-    "Upload sessions open and counting against their client's limit (all clients).";
+const OPEN_SESSIONS_HELP: &str = "Upload sessions of all clients counting against their client's limit, as of the last session opened or ended.";
 
 /// A 202 upload session for `client`, or a 429 when it has its limit open.
 async fn open_session<S: Storage>(app: &Shared<S>, name: &str, client: &str) -> HandlerResult {

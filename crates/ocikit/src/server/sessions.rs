@@ -92,7 +92,7 @@ impl UploadSessions {
 
     /// Takes a slot for `client`, or `Err` when it already has the limit's
     /// worth of counting sessions. The second value is how many sessions
-    /// count now (for the gauge).
+    /// of all clients count now (for the gauge).
     pub(crate) fn reserve(&self, client: &str) -> (Result<Reservation, ()>, usize) {
         let now = Instant::now();
         let mut sessions = self.lock();
@@ -137,10 +137,12 @@ impl UploadSessions {
         }
     }
 
-    /// Session `id` is finished or cancelled; returns how many remain.
+    /// Session `id` is finished or cancelled; returns how many still count.
     pub(crate) fn close(&self, id: &str) -> usize {
+        let now = Instant::now();
         let mut sessions = self.lock();
         sessions.remove(id);
+        sessions.retain(|_, s| s.counts(now, self.idle));
         sessions.len()
     }
 }
