@@ -1798,6 +1798,52 @@ mod operations {
 
     /// SIGTERM: an upload in flight finishes, new connections and uploads
     /// are refused, and the server exits 0.
+    /// The soft and hard limits on open files of a process, from /proc.
+    fn open_files_limits(pid: &str) -> (u64, u64) {
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .expect("Max open files");
+        let numbers: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        (numbers[0], numbers[1])
+    }
+
+    /// Each upload session holds a file: started with a low soft limit,
+    /// oci-serve raises it to the hard limit (as Go's zot does).
+    #[test]
+    fn the_open_files_limit_is_raised_to_the_hard_limit() {
+        use std::io::BufRead as _;
+        let (_, hard) = open_files_limits("self");
+        assert!(
+            hard > 256,
+            "this test needs a hard limit above 256, not {hard}"
+        );
+        let dir = temp_dir();
+        let program = ocikit_e2e::bin_dir().join("oci-serve");
+        let root = dir.path().join("root").display().to_string();
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "ulimit -Sn 256 && exec \"$0\" \"$@\""])
+            .arg(&program)
+            .args(["--root", &root, "--addr", "127.0.0.1:0"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let stderr = child.stderr.take().expect("stderr");
+        let listening = std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("listening on"));
+        let limits = open_files_limits(&child.id().to_string());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(listening, "oci-serve did not start");
+        assert_eq!(limits, (hard, hard), "soft limit not raised");
+    }
+
     #[test]
     fn sigterm_finishes_uploads_in_flight() {
         let dir = temp_dir();

@@ -355,8 +355,37 @@ fn init_logging(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Raises the soft limit on open files to the hard one, as Go programs
+/// (zot among them) do at start: every upload session holds a file and every
+/// connection a socket, and the usual soft limit of 1024 is what a handful
+/// of clients at their upload limit would use up.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let (Some(current), maximum) = (limit.current, limit.maximum) else {
+        return;
+    };
+    // An unlimited hard limit still has the kernel's nr_open above it.
+    let wanted = maximum.unwrap_or(1 << 20);
+    if current >= wanted {
+        return;
+    }
+    let raised = Rlimit {
+        current: Some(wanted),
+        maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::debug!("open files limit raised from {current} to {wanted}"),
+        Err(e) => tracing::warn!(
+            "could not raise the open files limit from {current} to {wanted}: {e}; \
+             many clients at once may run out (raise it with ulimit -n or LimitNOFILE=)"
+        ),
+    }
+}
+
 fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     init_logging(&settings)?;
+    raise_open_files_limit();
     let storage = FsStorage::open_with(
         &settings.root,
         FsOptions {

@@ -234,7 +234,9 @@ async fn open_session<S: Storage>(app: &Shared<S>, name: &str, client: &str) -> 
             "Upload sessions refused because their client had its limit open.",
             1.0,
         );
+        // Slots free as uploads finish; idle ones lapse after `idle`.
         let idle = sessions.idle().as_secs().max(1);
+        let retry = idle.min(10);
         tracing::warn!(
             "refusing an upload session: {client} has {} open",
             sessions.max()
@@ -249,7 +251,7 @@ async fn open_session<S: Storage>(app: &Shared<S>, name: &str, client: &str) -> 
                 sessions.max()
             ),
         )
-        .with_header(header::RETRY_AFTER, &idle.to_string()));
+        .with_header(header::RETRY_AFTER, &retry.to_string()));
     };
     let id = app.storage.upload_start(name).await;
     sessions.bind(reservation, id.as_ref().ok().map(String::as_str));
