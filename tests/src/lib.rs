@@ -8,6 +8,7 @@
 
 pub mod basic_auth;
 pub mod fixtures;
+pub mod http;
 pub mod peers;
 pub mod pki;
 pub mod proxy;
