@@ -1072,6 +1072,16 @@ fn every_directive_reaches_the_image() {
     write("overlay/etc/motd", "welcome\n");
     write("bindsrc/bound", "bound\n");
     write("legacy.txt", "legacy\n");
+    write("overlay/secret/key", "k\n");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let chmod = |p: &str, mode: u32| {
+            std::fs::set_permissions(d.join(p), std::fs::Permissions::from_mode(mode))
+                .expect("chmod")
+        };
+        chmod("overlay/secret/key", 0o600);
+        chmod("overlay/secret", 0o700);
+    }
     std::fs::create_dir_all(d.join("project")).expect("mkdir");
     std::fs::write(
         d.join("project/stacker.yaml"),
@@ -1207,6 +1217,11 @@ legacy:
         (0o600, 1000, 1000)
     );
     assert_eq!(read("etc/motd"), "welcome\n");
+    // overlay_dirs keep their permission bits (owner root), as in stacker.
+    for (path, mode) in [("secret", 0o700), ("secret/key", 0o600)] {
+        let meta = std::fs::metadata(rootfs.join(path)).expect("overlay meta");
+        assert_eq!((meta.mode() & 0o7777, meta.uid()), (mode, 0), "/{path}");
+    }
     assert_eq!(read("from-binds"), "bound\nbound\nbound\n");
     assert_eq!(read("env-seen"), "from-build-env pm unset ox\n");
     for absent in ["stacker", "mnt", "greeting", "files", "tmp", ".oci-build"] {

@@ -7,8 +7,9 @@
 //! substitution, its parent (the manifest digest of a `built` base, the
 //! content of a tar base, the manifest digest of an `oci` or `docker`
 //! base), the environment its `run` step sees, and the *content* of every
-//! import and overlay directory: each entry's path, type, executable bit,
-//! link target and bytes, walked in name order. mtimes are not part of it
+//! import and overlay directory: each entry's path, type, executable bit
+//! (all permission bits for overlay directories, which keep theirs), link
+//! target and bytes, walked in name order. mtimes are not part of it
 //! (they are clamped in the image, so an edit that keeps the mtime must
 //! still rebuild), and a file deleted from an imported directory changes
 //! the walk — stacker's bugs #70 and #82 cannot happen here.
@@ -108,6 +109,16 @@ impl KeyBuilder {
     /// are left out: imports enter the image with normalised owners and
     /// modes and clamped mtimes, so they cannot change the result.
     pub fn tree(&mut self, name: &str, root: &Path) -> Result<(), BuildError> {
+        self.walk(name, root, false)
+    }
+
+    /// Adds a tree as [`KeyBuilder::tree`] does, and each entry's full
+    /// permission bits: an overlay directory enters the image with them.
+    pub fn tree_with_modes(&mut self, name: &str, root: &Path) -> Result<(), BuildError> {
+        self.walk(name, root, true)
+    }
+
+    fn walk(&mut self, name: &str, root: &Path, modes: bool) -> Result<(), BuildError> {
         self.text("tree", name);
         let walker = walkdir::WalkDir::new(root)
             .follow_links(false)
@@ -127,6 +138,9 @@ impl KeyBuilder {
                 .metadata()
                 .map_err(|e| io_err(entry.path(), std::io::Error::other(e.to_string())))?;
             let kind = meta.file_type();
+            if modes && !kind.is_symlink() {
+                self.text("mode", &format!("{rel} {:o}", meta.mode() & 0o7777));
+            }
             if kind.is_symlink() {
                 let target =
                     std::fs::read_link(entry.path()).map_err(|e| io_err(entry.path(), e))?;
@@ -358,6 +372,19 @@ mod tests {
         std::fs::set_permissions(root.join("b"), std::fs::Permissions::from_mode(0o755))
             .expect("chmod");
         assert_ne!(tree_key(&root), deleted);
+
+        // With modes (overlay_dirs), group write matters too.
+        let with_modes = |root: &Path| {
+            let mut key = KeyBuilder::new();
+            key.tree_with_modes("t", root).expect("tree");
+            key.finish()
+        };
+        let before = with_modes(&root);
+        std::fs::set_permissions(root.join("b"), std::fs::Permissions::from_mode(0o775))
+            .expect("chmod");
+        assert_ne!(with_modes(&root), before);
+        std::fs::set_permissions(root.join("b"), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
 
         // A symlink's target is content.
         std::os::unix::fs::symlink("x", root.join("l")).expect("ln");

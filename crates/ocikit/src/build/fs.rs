@@ -6,7 +6,10 @@
 //! builder's and their permission bits follow its umask. So they enter the
 //! image owned by root (or the import's `uid`/`gid`) with normalised modes:
 //! 0755 for directories and executables, 0644 for other files, or the
-//! import's `mode`. What `run` writes inside the container is kept exactly.
+//! import's `mode`. Overlay directories are the exception stacker makes:
+//! added as they are, their permission bits kept (so a umask that changes
+//! them changes the image), only their owner normalised to root. What
+//! `run` writes inside the container is kept exactly.
 
 use std::collections::HashSet;
 use std::fs;
@@ -237,6 +240,9 @@ fn inside_no_symlinks(root: &Path, rel: &Path) -> Result<PathBuf, BuildError> {
 pub struct Ownership {
     /// Mode for files (and, when set, directories keep 0755).
     pub mode: Option<u32>,
+    /// Keep each file's and directory's own permission bits (overlay_dirs,
+    /// which stacker adds as they are) instead of normalising them.
+    pub keep_modes: bool,
     /// Owner.
     pub uid: u32,
     /// Group.
@@ -269,15 +275,21 @@ pub fn copy_normalized(src: &Path, dst: &Path, own: Ownership) -> Result<(), Bui
         for name in names {
             copy_normalized(&src.join(&name), &dst.join(&name), own)?;
         }
-        fs::set_permissions(dst, fs::Permissions::from_mode(0o755)).map_err(|e| io_err(dst, e))?;
+        let mode = if own.keep_modes {
+            meta.mode() & 0o7777
+        } else {
+            0o755
+        };
+        fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(|e| io_err(dst, e))?;
     } else if ft.is_file() {
         remove_any(dst)?;
         fs::copy(src, dst).map_err(|e| io_err(src, e))?;
-        let mode = own.mode.unwrap_or(if meta.mode() & 0o111 != 0 {
-            0o755
-        } else {
-            0o644
-        });
+        let mode = match own.mode {
+            Some(mode) => mode,
+            None if own.keep_modes => meta.mode() & 0o7777,
+            None if meta.mode() & 0o111 != 0 => 0o755,
+            None => 0o644,
+        };
         fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(|e| io_err(dst, e))?;
     } else {
         return Err(io_err(
@@ -360,6 +372,7 @@ mod tests {
         let dst = dir.path().join("dst");
         let own = Ownership {
             mode: None,
+            keep_modes: false,
             uid: 0,
             gid: 0,
         };
@@ -370,6 +383,7 @@ mod tests {
         assert_eq!(mode("sub"), 0o755);
         let fixed = Ownership {
             mode: Some(0o600),
+            keep_modes: false,
             uid: 0,
             gid: 0,
         };
@@ -377,6 +391,20 @@ mod tests {
         assert_eq!(
             fs::metadata(dir.path().join("one")).expect("m").mode() & 0o7777,
             0o600
+        );
+        // overlay_dirs keep their own bits.
+        let kept = Ownership {
+            mode: None,
+            keep_modes: true,
+            uid: 0,
+            gid: 0,
+        };
+        let as_is = dir.path().join("as-is");
+        copy_normalized(&src, &as_is, kept).expect("copy");
+        let mode = |p: &str| fs::metadata(as_is.join(p)).expect("meta").mode() & 0o7777;
+        assert_eq!(
+            (mode("sub/tool"), mode("data"), mode("sub")),
+            (0o700, 0o664, 0o775)
         );
         assert!(inside(Path::new("/r"), "/a/../../b").is_err());
         assert_eq!(

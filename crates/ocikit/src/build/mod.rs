@@ -502,7 +502,7 @@ fn cache_key(
         key.tree(&import.path, path)?;
     }
     for overlay in &image.overlay_dirs {
-        key.tree(&overlay.dest, &overlay.source)?;
+        key.tree_with_modes(&overlay.dest, &overlay.source)?;
     }
     key.text("run environment", &cache::environment_text(env));
     Ok(key.finish())
@@ -613,6 +613,7 @@ fn build_one(
     for (import, source) in image.imports.iter().zip(&sources) {
         let own = fs::Ownership {
             mode: import.mode,
+            keep_modes: false,
             uid: import.uid.unwrap_or(0),
             gid: import.gid.unwrap_or(0),
         };
@@ -626,8 +627,11 @@ fn build_one(
     }
     for overlay in &image.overlay_dirs {
         let dest = fs::inside(&rootfs, &overlay.dest)?;
+        // As they are (permission bits kept, as stacker keeps them), but
+        // owned by root: the builder's uid means nothing in the image.
         let own = fs::Ownership {
             mode: None,
+            keep_modes: true,
             uid: 0,
             gid: 0,
         };
