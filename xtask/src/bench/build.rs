@@ -6,7 +6,12 @@
 //! The tree is generated from a fixed seed: 1,024 files of 256 KiB (256 MiB),
 //! a third random bytes, two thirds text. umoci's side is set up untimed
 //! (`umoci init`, `new`, `unpack`, the tree copied into the rootfs), then
-//! `umoci repack` alone is timed; ours writes the layer blob to a file.
+//! `umoci repack` alone is timed. Ours is the `pack_layer` example of the
+//! ocikit crate, built in release mode like `oci-build` and timed the same
+//! way as umoci (a child process: wall time, CPU time of all its threads),
+//! writing the blob to a file and fsyncing it (umoci does not fsync; oci-build
+//! does). The two sides take turns in every round, so a machine shared with
+//! other work slows both alike; the load average is printed with the table.
 //!
 //! Then the build cache: the `oci-build` binary (release build; `--dev` for
 //! the dev profile) builds a 3-image stacker.yaml over part of the tree (a
@@ -15,79 +20,140 @@
 //! against the same build with `--no-cache`. Issue 6's target for the
 //! no-change rebuild is under 0.5 s.
 //!
-//! `--levels` adds a sweep of the parallel gzip writer over levels 1–6 on
-//! the same tree, each against umoci's time and layer size: the data behind
-//! the pinned `GZIP_LEVEL`.
+//! `--levels` adds a sweep of gzip levels 1–6 and zstd levels 1–4 on the
+//! same tree, each against umoci's time and layer size: the data behind the
+//! pinned `GZIP_LEVEL` and `ZSTD_LEVEL`. `--runs N` sets the rounds (default
+//! 5).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use std::io::Write;
 
-use ocikit::digest::{Algorithm, Hasher, HashingWriter};
-use ocikit::layer::{pgzip, tree, Compression, LayerWriter};
+use ocikit::layer::{pgzip, Compression, GZIP_LEVEL, ZSTD_LEVEL};
 
 use super::{measure, median_of, mib, secs, Measurement, Table};
 
 const FILES: usize = 1024;
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
-/// Generates the tree once, then times each side [`RUNS`] times.
+/// What the bench runs: the two binaries and the options.
+struct Setup {
+    oci_build: PathBuf,
+    pack_layer: PathBuf,
+    runs: usize,
+    sweep: bool,
+}
+
+/// Generates the tree once, then times each side in turns.
 pub fn run(args: &[String]) -> Result<()> {
     if Command::new("umoci").arg("--version").output().is_err() {
         bail!("umoci is not installed (apt-get install umoci); the bench compares against it");
     }
     let dev = args.iter().any(|a| a == "--dev");
-    let sweep = args.iter().any(|a| a == "--levels");
-    let oci_build = build_binary(dev)?;
+    let runs = match args.iter().position(|a| a == "--runs") {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .filter(|&n| n > 0)
+            .context("--runs needs a positive number")?,
+        None => RUNS,
+    };
+    let (oci_build, pack_layer) = build_binaries(dev)?;
+    let setup = Setup {
+        oci_build,
+        pack_layer,
+        runs,
+        sweep: args.iter().any(|a| a == "--levels"),
+    };
     let dir = std::env::temp_dir().join(format!("ocikit-bench-build-{}", std::process::id()));
-    let result = bench(&dir, &oci_build, sweep);
+    let result = bench(&dir, &setup);
     std::fs::remove_dir_all(&dir).ok();
     result
 }
 
-/// Builds `oci-build` (release, or dev with `--dev`) and returns its path.
-fn build_binary(dev: bool) -> Result<PathBuf> {
+/// Builds `oci-build` and the `pack_layer` example (release, or dev with
+/// `--dev`) and returns their paths.
+fn build_binaries(dev: bool) -> Result<(PathBuf, PathBuf)> {
     let root = crate::project_root();
     let profile = if dev { "dev" } else { "release" };
-    eprintln!("xtask: cargo build --profile {profile} -p oci-build");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--profile", profile, "--quiet", "-p", "oci-build"])
-        .current_dir(&root)
-        .status()
-        .context("starting cargo")?;
-    if !status.success() {
-        bail!("cargo build --profile {profile} failed ({status})");
+    for what in [
+        &["-p", "oci-build"][..],
+        &["-p", "ocikit", "--example", "pack_layer"],
+    ] {
+        eprintln!("xtask: cargo build --profile {profile} {}", what.join(" "));
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--profile", profile, "--quiet"])
+            .args(what)
+            .current_dir(&root)
+            .status()
+            .context("starting cargo")?;
+        if !status.success() {
+            bail!("cargo build --profile {profile} failed ({status})");
+        }
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    Ok(target
-        .join(if dev { "debug" } else { "release" })
-        .join("oci-build"))
+        .unwrap_or_else(|| root.join("target"))
+        .join(if dev { "debug" } else { "release" });
+    Ok((
+        target.join("oci-build"),
+        target.join("examples").join("pack_layer"),
+    ))
 }
 
-fn bench(dir: &Path, oci_build: &Path, sweep: bool) -> Result<()> {
+/// The 1-minute load average, to print beside timings on a shared machine.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn bench(dir: &Path, setup: &Setup) -> Result<()> {
+    let runs = setup.runs;
     let tree = dir.join("tree");
     generate_tree(&tree)?;
-    let (cold, warm) = rebuild(&tree, dir, oci_build)?;
-    let (gzip, gzip_size) = ours(&tree, dir, Compression::Gzip)?;
-    let (zstd, zstd_size) = ours(&tree, dir, Compression::Zstd)?;
-    let (umoci, umoci_size) = umoci_repack(&tree, dir)?;
+    let load_before = load();
+    let umoci = Umoci::init(&tree, dir)?;
+    let mut rounds = Vec::new();
+    for round in 0..runs {
+        let umoci_run = umoci.repack(round)?;
+        let gzip = pack(setup, &tree, dir, Compression::Gzip, None)?;
+        let zstd = pack(setup, &tree, dir, Compression::Zstd, None)?;
+        rounds.push((umoci_run, gzip, zstd));
+    }
+    let umoci_size = umoci.layer_size()?;
+    let median = |pick: fn(&(Measurement, Packed, Packed)) -> Measurement| {
+        median_of(runs, {
+            let mut all = rounds.iter().map(pick);
+            move || all.next().context("a round")
+        })
+    };
+    let umoci_time = median(|r| r.0)?;
+    let gzip = median(|r| r.1.time)?;
+    let zstd = median(|r| r.2.time)?;
+    let (gzip_size, zstd_size) = (rounds[0].1.size, rounds[0].2.size);
+    let load_after = load();
 
     let mut table = Table::new(&format!(
-        "tree → layer, {FILES} files of 256 KiB (⅓ random, ⅔ text), median of {RUNS}"
+        "tree → layer, {FILES} files of 256 KiB (⅓ random, ⅔ text), median of {runs} rounds taking turns, load average {load_before} before, {load_after} after"
     ));
     table.row(
         "gzip wall time",
         secs(gzip.wall),
-        secs(umoci.wall),
+        secs(umoci_time.wall),
         "s",
         false,
     );
-    table.row("gzip CPU time", secs(gzip.cpu), secs(umoci.cpu), "s", false);
+    table.row(
+        "gzip CPU time",
+        secs(gzip.cpu),
+        secs(umoci_time.cpu),
+        "s",
+        false,
+    );
     table.row(
         "gzip layer size",
         mib(gzip_size),
@@ -98,7 +164,14 @@ fn bench(dir: &Path, oci_build: &Path, sweep: bool) -> Result<()> {
     table.row(
         "zstd wall time (vs umoci gzip)",
         secs(zstd.wall),
-        secs(umoci.wall),
+        secs(umoci_time.wall),
+        "s",
+        false,
+    );
+    table.row(
+        "zstd CPU time (vs umoci gzip)",
+        secs(zstd.cpu),
+        secs(umoci_time.cpu),
         "s",
         false,
     );
@@ -110,27 +183,46 @@ fn bench(dir: &Path, oci_build: &Path, sweep: bool) -> Result<()> {
         false,
     );
     println!("{}", table.markdown("umoci repack"));
+    let walls = |pick: fn(&(Measurement, Packed, Packed)) -> Duration| {
+        rounds
+            .iter()
+            .map(|r| format!("{:.2}", secs(pick(r))))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     println!(
-        "gzip: {:.2}× umoci's speed, layer size ratio {:.3} (ours / umoci's); zstd: {:.2}× umoci's speed, size ratio {:.3}",
-        secs(umoci.wall) / secs(gzip.wall),
-        gzip_size as f64 / umoci_size as f64,
-        secs(umoci.wall) / secs(zstd.wall),
-        zstd_size as f64 / umoci_size as f64,
+        "wall times per round (s): umoci {}; gzip {}; zstd {}",
+        walls(|r| r.0.wall),
+        walls(|r| r.1.time.wall),
+        walls(|r| r.2.time.wall),
     );
     println!(
-        "### build cache: 3-image stacker.yaml (64 MiB tar base + 8 MiB imported directory), median of {RUNS}\n\n| scenario | oci-build | target |\n|---|---|---|\n| full build (`--no-cache`) | {:.2} s | |\n| no-change rebuild (cache hits) | {:.3} s | < 0.5 s |\n",
+        "gzip: {:.2}× umoci's speed, layer size ratio {:.3} (ours / umoci's); zstd: {:.2}× umoci's speed, size ratio {:.3}\n",
+        secs(umoci_time.wall) / secs(gzip.wall),
+        gzip_size as f64 / umoci_size as f64,
+        secs(umoci_time.wall) / secs(zstd.wall),
+        zstd_size as f64 / umoci_size as f64,
+    );
+    let (cold, warm) = rebuild(&tree, dir, &setup.oci_build, runs)?;
+    println!(
+        "### build cache: 3-image stacker.yaml (64 MiB tar base + 8 MiB imported directory), median of {runs}\n\n| scenario | oci-build | target |\n|---|---|---|\n| full build (`--no-cache`) | {:.2} s | |\n| no-change rebuild (cache hits) | {:.3} s | < 0.5 s |\n",
         secs(cold.wall),
         secs(warm.wall),
     );
-    if sweep {
-        levels(&tree, dir, &umoci, umoci_size)?;
+    if setup.sweep {
+        levels(setup, &tree, dir, &umoci_time, umoci_size)?;
     }
     Ok(())
 }
 
 /// The build-cache scenario: a full build with `--no-cache` and a no-change
 /// rebuild, each timed [`RUNS`] times after one untimed build.
-fn rebuild(tree: &Path, dir: &Path, oci_build: &Path) -> Result<(Measurement, Measurement)> {
+fn rebuild(
+    tree: &Path,
+    dir: &Path,
+    oci_build: &Path,
+    runs: usize,
+) -> Result<(Measurement, Measurement)> {
     let project = dir.join("project");
     std::fs::create_dir_all(&project)?;
     let mut tar = Command::new("tar");
@@ -165,8 +257,8 @@ fn rebuild(tree: &Path, dir: &Path, oci_build: &Path) -> Result<(Measurement, Me
         c
     };
     measure(&mut build(true))?;
-    let cold = median_of(RUNS, || measure(&mut build(true)))?;
-    let warm = median_of(RUNS, || measure(&mut build(false)))?;
+    let cold = median_of(runs, || measure(&mut build(true)))?;
+    let warm = median_of(runs, || measure(&mut build(false)))?;
     Ok((cold, warm))
 }
 
@@ -183,25 +275,33 @@ fn generate_tree(root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn ours(tree: &Path, dir: &Path, compression: Compression) -> Result<(Measurement, u64)> {
+/// One timed `pack_layer` run and the size of the blob it wrote.
+struct Packed {
+    time: Measurement,
+    size: u64,
+}
+
+/// Packs the tree with the release `pack_layer` example, at the pinned
+/// level or at `level`.
+fn pack(
+    setup: &Setup,
+    tree: &Path,
+    dir: &Path,
+    compression: Compression,
+    level: Option<i32>,
+) -> Result<Packed> {
     let out = dir.join(format!("ours.{}", compression.name()));
-    let mut size = 0;
-    let m = median_of(RUNS, || {
-        let started = Instant::now();
-        let cpu = super::self_cpu();
-        let file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&out)?);
-        let writer = LayerWriter::new(file, compression)?;
-        let (writer, _) = tree::write_tree(tree, writer, 0)?;
-        let (file, digests) = writer.finish()?;
-        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        size = digests.size;
-        Ok(Measurement {
-            wall: started.elapsed(),
-            cpu: super::self_cpu() - cpu,
-            max_rss: 0,
-        })
-    })?;
-    Ok((m, size))
+    let mut command = Command::new(&setup.pack_layer);
+    command.arg(tree).arg(&out).arg(compression.name());
+    if let Some(level) = level {
+        command.arg("--level").arg(level.to_string());
+    }
+    let time = measure(&mut command)?;
+    let size = std::fs::metadata(&out)
+        .with_context(|| format!("reading {}", out.display()))?
+        .len();
+    std::fs::remove_file(&out).ok();
+    Ok(Packed { time, size })
 }
 
 fn run_ok(command: &mut Command) -> Result<()> {
@@ -217,57 +317,71 @@ fn run_ok(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// umoci's side: a fresh bundle per run (untimed), then `umoci repack` timed.
-fn umoci_repack(tree: &Path, dir: &Path) -> Result<(Measurement, u64)> {
-    let layout = dir.join("umoci-layout");
-    run_ok(
-        Command::new("umoci")
-            .arg("init")
-            .arg("--layout")
-            .arg(&layout),
-    )?;
-    run_ok(
-        Command::new("umoci")
-            .arg("new")
-            .arg("--image")
-            .arg(format!("{}:empty", layout.display())),
-    )?;
-    let mut run = 0;
-    let mut size = 0;
-    let m = median_of(RUNS, || {
-        run += 1;
-        let bundle = dir.join(format!("bundle{run}"));
+/// umoci's side: one layout, a fresh bundle per round (untimed), then
+/// `umoci repack` timed.
+struct Umoci {
+    layout: PathBuf,
+    tree: PathBuf,
+    dir: PathBuf,
+}
+
+impl Umoci {
+    fn init(tree: &Path, dir: &Path) -> Result<Umoci> {
+        let layout = dir.join("umoci-layout");
+        run_ok(
+            Command::new("umoci")
+                .arg("init")
+                .arg("--layout")
+                .arg(&layout),
+        )?;
+        run_ok(
+            Command::new("umoci")
+                .arg("new")
+                .arg("--image")
+                .arg(format!("{}:empty", layout.display())),
+        )?;
+        Ok(Umoci {
+            layout,
+            tree: tree.to_owned(),
+            dir: dir.to_owned(),
+        })
+    }
+
+    fn repack(&self, round: usize) -> Result<Measurement> {
+        let bundle = self.dir.join(format!("bundle{round}"));
         run_ok(
             Command::new("umoci")
                 .arg("unpack")
                 .arg("--image")
-                .arg(format!("{}:empty", layout.display()))
+                .arg(format!("{}:empty", self.layout.display()))
                 .arg(&bundle),
         )?;
         run_ok(
             Command::new("cp")
                 .arg("-a")
-                .arg(format!("{}/.", tree.display()))
+                .arg(format!("{}/.", self.tree.display()))
                 .arg(bundle.join("rootfs")),
         )?;
         let m = measure(
             Command::new("umoci")
                 .arg("repack")
                 .arg("--image")
-                .arg(format!("{}:run{run}", layout.display()))
+                .arg(format!("{}:run{round}", self.layout.display()))
                 .arg(&bundle),
         )?;
-        // The layer is the largest blob (every run packs the same tree, so
-        // umoci writes the same layer blob each time).
-        size = blobs(&layout)?
+        std::fs::remove_dir_all(&bundle).ok();
+        Ok(m)
+    }
+
+    /// The layer is the largest blob (every round packs the same tree, so
+    /// umoci writes the same layer blob each time).
+    fn layer_size(&self) -> Result<u64> {
+        Ok(blobs(&self.layout)?
             .into_iter()
             .map(|b| std::fs::metadata(&b).map(|m| m.len()).unwrap_or(0))
             .max()
-            .unwrap_or(0);
-        std::fs::remove_dir_all(&bundle).ok();
-        Ok(m)
-    })?;
-    Ok((m, size))
+            .unwrap_or(0))
+    }
 }
 
 fn blobs(layout: &Path) -> Result<Vec<PathBuf>> {
@@ -278,60 +392,40 @@ fn blobs(layout: &Path) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
-/// Feeds the uncompressed stream to a hasher on its way into a compressor,
-/// as [`LayerWriter`] does for the diff_id.
-struct DiffId<W: Write> {
-    inner: W,
-    hasher: Hasher,
-}
-
-impl<W: Write> Write for DiffId<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// `--levels`: the parallel gzip writer at each level 1–6 on the same tree
-/// (hashing both streams, as a layer write does), against umoci's layer:
-/// the data behind the pinned [`ocikit::layer::GZIP_LEVEL`].
-fn levels(tree: &Path, dir: &Path, umoci: &Measurement, umoci_size: u64) -> Result<()> {
+/// `--levels`: gzip levels 1–6 and zstd levels 1–4 through the same
+/// `pack_layer` (hashing both streams, as a layer write does), against
+/// umoci's median time and its layer: the data behind the pinned
+/// [`GZIP_LEVEL`] and [`ZSTD_LEVEL`].
+fn levels(
+    setup: &Setup,
+    tree: &Path,
+    dir: &Path,
+    umoci: &Measurement,
+    umoci_size: u64,
+) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let out = dir.join("level.gz");
     println!(
-        "### pgzip levels: {threads} threads, {} KiB blocks, median of {RUNS}\n\n\
-         | level | wall | CPU | size | speed vs umoci | size vs umoci |\n|---|---|---|---|---|---|",
-        pgzip::BLOCK_SIZE >> 10
+        "### levels: {threads} threads (gzip: {} KiB blocks, {} KiB segments), median of {}, load average {}\n\n\
+         | codec | level | wall | CPU | size | speed vs umoci | size vs umoci |\n|---|---|---|---|---|---|---|",
+        pgzip::BLOCK_SIZE >> 10,
+        pgzip::SEGMENT_SIZE >> 10,
+        setup.runs,
+        load(),
     );
-    for level in 1..=6 {
+    let sweep = (1..=6)
+        .map(|l| (Compression::Gzip, l, l == GZIP_LEVEL as i32))
+        .chain((1..=4).map(|l| (Compression::Zstd, l, l == ZSTD_LEVEL)));
+    for (compression, level, pinned) in sweep {
         let mut size = 0;
-        let m = median_of(RUNS, || {
-            let started = Instant::now();
-            let cpu = super::self_cpu();
-            let file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&out)?);
-            let hashing = HashingWriter::new(file, Algorithm::Sha256);
-            let writer = DiffId {
-                inner: pgzip::ParallelGzipWriter::new(hashing, level, threads),
-                hasher: Hasher::new(Algorithm::Sha256),
-            };
-            let (writer, _) = tree::write_tree(tree, writer, 0)?;
-            let _diff_id = writer.hasher.finish();
-            let (file, compressed) = writer.inner.finish()?.into_parts();
-            file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            size = compressed.bytes_hashed();
-            Ok(Measurement {
-                wall: started.elapsed(),
-                cpu: super::self_cpu() - cpu,
-                max_rss: 0,
-            })
+        let m = median_of(setup.runs, || {
+            let packed = pack(setup, tree, dir, compression, Some(level))?;
+            size = packed.size;
+            Ok(packed.time)
         })?;
         println!(
-            "| {level} | {:.2} s | {:.2} s | {:.2} MiB | {:.2}× | {:.3} |",
+            "| {} | {level}{} | {:.2} s | {:.2} s | {:.2} MiB | {:.2}× | {:.3} |",
+            compression.name(),
+            if pinned { " (pinned)" } else { "" },
             secs(m.wall),
             secs(m.cpu),
             mib(size),

@@ -21,11 +21,11 @@ pub mod output;
 pub mod run;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 use crate::image::{self, ImageConfig};
+use crate::layer::writeback::WritebackFile;
 use crate::layer::{tree, Compression, LayerWriter};
 use crate::manifest::{self, Descriptor};
 use crate::stacker::{Base, Image, ImportSource, Plan};
@@ -471,10 +471,11 @@ fn cache_key(
     key.text(
         "levels",
         &format!(
-            "gzip {} zstd {} block {}",
+            "gzip {} zstd {} job {} {}",
             crate::layer::GZIP_LEVEL,
             crate::layer::ZSTD_LEVEL,
-            crate::layer::pgzip::BLOCK_SIZE
+            crate::layer::ZSTD_JOB_SIZE,
+            crate::layer::pgzip::FORMAT
         ),
     );
     key.text("epoch", &options.epoch.to_string());
@@ -898,21 +899,29 @@ fn write_layer_stats(
     staging: &output::Staging,
 ) -> Result<(Descriptor, Digest, tree::TreeStats), BuildError> {
     let (file, tmp) = staging.temp()?;
+    let file = WritebackFile::new(file).map_err(|e| BuildError::Io {
+        path: tmp.clone(),
+        source: e,
+    })?;
     let out = std::io::BufWriter::with_capacity(1 << 20, file);
     let writer = LayerWriter::new(out, options.compression).map_err(|e| BuildError::Io {
         path: tmp.clone(),
         source: e,
     })?;
     let (writer, stats) = tree::write_diff(lower, upper, writer, options.epoch)?;
-    let (mut out, digests) = writer.finish().map_err(|e| BuildError::Io {
+    let (out, digests) = writer.finish().map_err(|e| BuildError::Io {
         path: tmp.clone(),
         source: e,
     })?;
-    out.flush().map_err(|e| BuildError::Io {
+    let file = out.into_inner().map_err(|e| BuildError::Io {
+        path: tmp.clone(),
+        source: e.into_error(),
+    })?;
+    // The rest of the writeback happens in the commit's fsync.
+    file.finish().map_err(|e| BuildError::Io {
         path: tmp.clone(),
         source: e,
     })?;
-    drop(out);
     staging.commit(&tmp, &digests.digest)?;
     let descriptor = Descriptor::new(
         options.compression.oci_media_type(),

@@ -10,6 +10,7 @@
 
 pub mod pgzip;
 pub mod tree;
+pub mod writeback;
 
 use std::io::{self, BufReader, Read, Write};
 
@@ -25,6 +26,13 @@ pub const GZIP_LEVEL: u32 = 2;
 
 /// The pinned zstd level: zstd's default, faster than gzip and smaller.
 pub const ZSTD_LEVEL: i32 = 3;
+
+/// The pinned zstd job size: zstd compresses a frame in independent jobs of
+/// this many bytes on its worker threads (each primed with the end of the
+/// job before it), which is what makes its output the same for any number
+/// of workers. 8 MiB is zstd's own choice at level 3, pinned so that a
+/// change of that default in a zstd release cannot change layer digests.
+pub const ZSTD_JOB_SIZE: u32 = 8 << 20;
 
 /// How a layer blob is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,17 +152,37 @@ impl<W: Write> LayerWriter<W> {
         compression: Compression,
         threads: usize,
     ) -> io::Result<LayerWriter<W>> {
+        let level = match compression {
+            Compression::None => 0,
+            Compression::Gzip => GZIP_LEVEL as i32,
+            Compression::Zstd => ZSTD_LEVEL,
+        };
+        LayerWriter::with_level(out, compression, threads, level)
+    }
+
+    /// As [`LayerWriter::with_threads`] at another compression `level` than
+    /// the pinned one: for measuring the alternatives (`cargo xtask bench
+    /// build --levels`), since the bytes are then not those ocikit writes.
+    pub fn with_level(
+        out: W,
+        compression: Compression,
+        threads: usize,
+        level: i32,
+    ) -> io::Result<LayerWriter<W>> {
         let out = HashingWriter::new(out, Algorithm::Sha256);
         let encoder = match compression {
             Compression::None => Encoder::None(out),
-            Compression::Gzip => {
-                Encoder::Gzip(pgzip::ParallelGzipWriter::new(out, GZIP_LEVEL, threads))
-            }
+            Compression::Gzip => Encoder::Gzip(pgzip::ParallelGzipWriter::new(
+                out,
+                level.clamp(0, 9) as u32,
+                threads,
+            )),
             Compression::Zstd => {
-                let mut encoder = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
+                let mut encoder = zstd::stream::write::Encoder::new(out, level)?;
                 // zstd's multithreaded mode gives the same bytes for any
                 // worker count >= 1 (but not for 0), so it is always on.
                 encoder.multithread(threads.max(1) as u32)?;
+                encoder.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))?;
                 Encoder::Zstd(encoder)
             }
         };
@@ -285,6 +313,21 @@ mod tests {
             let four = write(&data, compression, 4).1;
             assert_eq!(one, four, "{compression:?}");
         }
+    }
+
+    #[test]
+    fn zstd_output_is_the_same_for_one_and_many_workers_over_several_jobs() {
+        // Long enough for three zstd jobs, so the workers really split it.
+        let data = sample(2 * ZSTD_JOB_SIZE as usize + 1_000_003);
+        let (blob, one) = write(&data, Compression::Zstd, 1);
+        for threads in [2, 3] {
+            assert_eq!(one, write(&data, Compression::Zstd, threads).1, "{threads}");
+        }
+        // And multithreaded mode is really on: single-threaded zstd (no
+        // workers at all) cuts no jobs and writes other bytes.
+        let mut plain = zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL).expect("zstd");
+        plain.write_all(&data).expect("write");
+        assert_ne!(plain.finish().expect("finish"), blob);
     }
 
     #[test]

@@ -7,6 +7,15 @@
 //! bytes depend only on the input, the level and [`BLOCK_SIZE`], never on the
 //! number of threads or their timing: layer digests stay reproducible on any
 //! machine. Any gzip reader decodes the result.
+//!
+//! Incompressible data (already compressed files, random bytes) is stored,
+//! not deflated: each block is cut into [`SEGMENT_SIZE`] segments, and a
+//! segment whose bytes look random (see [`looks_incompressible`]) is written
+//! as deflate stored blocks. Deflating such data costs as much CPU as text
+//! and saves nothing (a stored block is the smaller of the two), so on a
+//! layer that is one third compressed files this halves the time. The test
+//! is integer arithmetic on the segment's own bytes, so it is as
+//! deterministic as the rest of the format.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -20,8 +29,19 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 /// changes every gzip layer digest ocikit writes.
 pub const BLOCK_SIZE: usize = 1 << 20;
 
+/// Uncompressed bytes per stored-or-deflated decision inside a block. Part
+/// of the output format, as [`BLOCK_SIZE`] is.
+pub const SEGMENT_SIZE: usize = 64 * 1024;
+
+/// What else the output bytes depend on besides the level: a cache of
+/// layers keyed on this string is invalidated when the format changes.
+pub const FORMAT: &str = "pgzip 2: 1 MiB blocks, 64 KiB segments, random ones stored";
+
 /// The deflate window: how much of the previous block primes the next.
 const DICTIONARY_SIZE: usize = 32 * 1024;
+
+/// Largest payload of one deflate stored block (its LEN field is 16 bits).
+const MAX_STORED: usize = 65_535;
 
 /// gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS unknown.
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
@@ -185,38 +205,256 @@ fn worker(queue: &Mutex<Receiver<Job>>, level: u32) {
     }
 }
 
-/// Raw deflate of one block: primed with `dictionary`, ended with a sync
-/// flush (or the final block marker when `last`).
+/// Raw deflate of one block: primed with `dictionary` (the input before
+/// it), ended with a sync flush, or with the final block marker when `last`.
+/// Runs of segments that [`looks_incompressible`] are stored instead.
 fn deflate_block(input: &[u8], dictionary: &[u8], last: bool, level: u32) -> io::Result<Vec<u8>> {
-    let mut compress = Compress::new(Compression::new(level), false);
-    if !dictionary.is_empty() {
-        compress
-            .set_dictionary(dictionary)
-            .map_err(io::Error::other)?;
-    }
     let mut out = Vec::with_capacity(input.len() / 2 + 1024);
+    let stored: Vec<bool> = input
+        .chunks(SEGMENT_SIZE)
+        .map(looks_incompressible)
+        .collect();
+    if stored.is_empty() {
+        // No input: an empty sync flush, or the final empty block.
+        let mut compress = Compress::new(Compression::new(level), false);
+        deflate_run(&mut compress, input, last, &mut out)?;
+        return Ok(out);
+    }
+    let mut compress: Option<Compress> = None;
+    // Runs of consecutive segments decided the same way.
+    let mut end = 0;
+    for run in stored.chunk_by(|a, b| a == b) {
+        let start = end;
+        end = (start + run.len() * SEGMENT_SIZE).min(input.len());
+        let final_run = last && end == input.len();
+        if run[0] {
+            store(&input[start..end], final_run, &mut out);
+            continue;
+        }
+        let compress = match &mut compress {
+            Some(compress) => {
+                compress.reset();
+                compress
+            }
+            None => compress.insert(Compress::new(Compression::new(level), false)),
+        };
+        prime(compress, dictionary, &input[..start])?;
+        deflate_run(compress, &input[start..end], final_run, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Primes `compress` with the last 32 KiB before the run: the end of
+/// `before` (this block's input so far), topped up from `dictionary`.
+fn prime(compress: &mut Compress, dictionary: &[u8], before: &[u8]) -> io::Result<()> {
+    let from_block = &before[before.len().saturating_sub(DICTIONARY_SIZE)..];
+    let want = DICTIONARY_SIZE - from_block.len();
+    let from_dictionary = &dictionary[dictionary.len().saturating_sub(want)..];
+    let primer: std::borrow::Cow<'_, [u8]> =
+        match (from_dictionary.is_empty(), from_block.is_empty()) {
+            (true, _) => from_block.into(),
+            (false, true) => from_dictionary.into(),
+            (false, false) => [from_dictionary, from_block].concat().into(),
+        };
+    if !primer.is_empty() {
+        compress.set_dictionary(&primer).map_err(io::Error::other)?;
+    }
+    Ok(())
+}
+
+/// Deflates `input` as one run ended by a sync flush (or the final block).
+fn deflate_run(
+    compress: &mut Compress,
+    input: &[u8],
+    last: bool,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     let flush = if last {
         FlushCompress::Finish
     } else {
         FlushCompress::Sync
     };
+    let base = compress.total_in();
     loop {
-        let consumed = compress.total_in() as usize;
+        let consumed = (compress.total_in() - base) as usize;
         if out.capacity() - out.len() < 64 * 1024 {
             out.reserve(out.capacity().max(64 * 1024));
         }
         let status = compress
-            .compress_vec(&input[consumed..], &mut out, flush)
+            .compress_vec(&input[consumed..], out, flush)
             .map_err(io::Error::other)?;
-        let done = compress.total_in() as usize == input.len();
+        let done = (compress.total_in() - base) as usize == input.len();
         match status {
-            Status::StreamEnd => return Ok(out),
+            Status::StreamEnd => return Ok(()),
             // A sync flush is complete once all input is in and the output
             // buffer was not filled (zlib's own completion rule).
             Status::Ok | Status::BufError if done && !last && out.len() < out.capacity() => {
-                return Ok(out)
+                return Ok(())
             }
             Status::Ok | Status::BufError => {}
         }
+    }
+}
+
+/// Appends `input` as deflate stored blocks (RFC 1951 §3.2.4). The stream is
+/// byte-aligned here (a sync flush or another stored block came before), so
+/// each header is one byte: BFINAL, BTYPE 00 and the padding.
+fn store(input: &[u8], last: bool, out: &mut Vec<u8>) {
+    out.reserve(input.len() + (input.len() / MAX_STORED + 1) * 5);
+    let mut chunks = input.chunks(MAX_STORED).peekable();
+    while let Some(chunk) = chunks.next() {
+        let final_block = last && chunks.peek().is_none();
+        out.push(u8::from(final_block));
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+}
+
+/// Whether a segment looks like random bytes, which deflate cannot shrink:
+/// its byte distribution is nearly flat (the sum of squared byte counts
+/// within 10 % of the uniform one's, i.e. a Rényi entropy above ~7.86 bits
+/// a byte) and almost none of the 4-byte words sampled every 8 bytes
+/// repeats (so no copies of random data that LZ matches would find). Only
+/// integers, so every machine decides the same way.
+pub fn looks_incompressible(segment: &[u8]) -> bool {
+    let n = segment.len() as u64;
+    if n < 4096 {
+        return false;
+    }
+    let mut counts = [[0u32; 256]; 4];
+    let mut quads = segment.chunks_exact(4);
+    for quad in &mut quads {
+        counts[0][usize::from(quad[0])] += 1;
+        counts[1][usize::from(quad[1])] += 1;
+        counts[2][usize::from(quad[2])] += 1;
+        counts[3][usize::from(quad[3])] += 1;
+    }
+    for &byte in quads.remainder() {
+        counts[0][usize::from(byte)] += 1;
+    }
+    let squares: u64 = (0..256)
+        .map(|b| {
+            let c = u64::from(counts[0][b] + counts[1][b] + counts[2][b] + counts[3][b]);
+            c * c
+        })
+        .sum();
+    // Uniform bytes give squares ≈ n²/256 + n; allow 10 % above n²/256.
+    if squares * 256 * 10 > n * n * 11 + n * 256 * 10 {
+        return false;
+    }
+    let mut seen = [0u32; 4096];
+    let mut samples = 0u32;
+    let mut repeats = 0u32;
+    for word in segment.chunks_exact(8) {
+        let value = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+        let slot = (value.wrapping_mul(0x9e37_79b1) >> 20) as usize;
+        if seen[slot] == value {
+            repeats += 1;
+        }
+        seen[slot] = value;
+        samples += 1;
+    }
+    repeats * 64 < samples
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// xorshift bytes: what a compressed file looks like to deflate.
+    fn random(len: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn text(len: usize) -> Vec<u8> {
+        b"layer image digest manifest blob tar gzip registry the of and\n"
+            .iter()
+            .copied()
+            .cycle()
+            .take(len)
+            .collect()
+    }
+
+    fn gzip(data: &[u8], threads: usize) -> Vec<u8> {
+        let mut writer = ParallelGzipWriter::new(Vec::new(), 2, threads);
+        for chunk in data.chunks(100_003) {
+            writer.write_all(chunk).expect("write");
+        }
+        writer.finish().expect("finish")
+    }
+
+    fn gunzip(blob: &[u8]) -> Vec<u8> {
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(blob)
+            .read_to_end(&mut back)
+            .expect("one standard gzip member");
+        back
+    }
+
+    #[test]
+    fn random_segments_are_stored_and_others_deflated() {
+        let mut repeated = random(1024, 7).repeat(SEGMENT_SIZE / 1024);
+        repeated.truncate(SEGMENT_SIZE);
+        let cases: [(&str, Vec<u8>, bool); 6] = [
+            ("random bytes", random(SEGMENT_SIZE, 1), true),
+            ("a short random tail", random(1000, 2), false),
+            ("text", text(SEGMENT_SIZE), false),
+            ("zeros", vec![0; SEGMENT_SIZE], false),
+            ("one random KiB repeated", repeated, false),
+            (
+                "half text, half random",
+                [text(SEGMENT_SIZE / 2), random(SEGMENT_SIZE / 2, 3)].concat(),
+                false,
+            ),
+        ];
+        for (name, segment, want) in cases {
+            assert_eq!(looks_incompressible(&segment), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn mixed_blocks_decode_as_one_member_for_any_thread_count() {
+        // Random and text runs at every position in a block, ending the
+        // stream on a stored run and on a deflated one.
+        let mut data = Vec::new();
+        for i in 0..40 {
+            data.extend(if i % 3 == 0 {
+                random(SEGMENT_SIZE * (1 + i % 4) + 777, i as u64 + 11)
+            } else {
+                text(SEGMENT_SIZE * (i % 5) + 333)
+            });
+        }
+        for tail in [random(3 * SEGMENT_SIZE, 99), text(5000)] {
+            let input = [data.as_slice(), &tail].concat();
+            let one = gzip(&input, 1);
+            assert!(gunzip(&one) == input, "round trip");
+            assert_eq!(one, gzip(&input, 3), "same bytes for 1 and 3 threads");
+        }
+    }
+
+    #[test]
+    fn random_data_costs_no_more_than_storing_it() {
+        let data = random(3 * BLOCK_SIZE + 5, 42);
+        let blob = gzip(&data, 2);
+        assert!(gunzip(&blob) == data);
+        // 5 bytes per 64 KiB stored block, the gzip header and trailer.
+        let overhead = (data.len() / MAX_STORED + 4) * 5 + HEADER.len() + 8 + 5 * 4;
+        assert!(
+            blob.len() <= data.len() + overhead,
+            "{} bytes for {}",
+            blob.len(),
+            data.len()
+        );
     }
 }
