@@ -98,6 +98,7 @@ pub fn write_diff<W: Write>(
     collect(lower, upper, b"", &mut changes)?;
     let mut writer = TarWriter {
         out,
+        buffer: Vec::new(),
         epoch,
         links: HashMap::new(),
         stats: TreeStats::default(),
@@ -313,8 +314,13 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
+/// The read size when copying file contents into the stream.
+const COPY_BUFFER: usize = 256 * 1024;
+
 struct TarWriter<'a, W: Write> {
     out: W,
+    /// File contents on their way to `out` ([`COPY_BUFFER`] bytes once used).
+    buffer: Vec<u8>,
     epoch: u64,
     /// (dev, ino) of multiply-linked files already written → their name.
     links: HashMap<(u64, u64), Vec<u8>>,
@@ -414,7 +420,7 @@ impl<W: Write> TarWriter<'_, W> {
         header.set_size(size);
         self.header(header, &name, None, &attrs)?;
         let file = File::open(&path).map_err(|e| io_err(&path, e))?;
-        let copied = io::copy(&mut file.take(size), &mut self.out).map_err(|e| io_err(&path, e))?;
+        let copied = self.copy(file.take(size), &path)?;
         if copied != size {
             return Err(io_err(
                 &path,
@@ -425,6 +431,28 @@ impl<W: Write> TarWriter<'_, W> {
             ));
         }
         self.pad(size)
+    }
+
+    /// Copies a file's bytes into the stream through one reused buffer, big
+    /// enough that the compressor and the hasher see large slices (std's
+    /// `io::copy` would hand them 8 KiB at a time).
+    fn copy(&mut self, mut from: impl Read, path: &Path) -> Result<u64, TreeError> {
+        if self.buffer.is_empty() {
+            self.buffer = vec![0; COPY_BUFFER];
+        }
+        let mut copied = 0;
+        loop {
+            let n = match from.read(&mut self.buffer) {
+                Ok(0) => return Ok(copied),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err(path, e)),
+            };
+            self.out
+                .write_all(&self.buffer[..n])
+                .map_err(|source| io_err(self.root, source))?;
+            copied += n as u64;
+        }
     }
 
     /// Writes `header` for `name` (and `link`), preceded by a PAX header when
