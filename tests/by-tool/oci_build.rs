@@ -1613,3 +1613,56 @@ from-stacker-tar:
     );
     assert!(on_zstd.contains_key("img"));
 }
+
+/// Builds sharing a stacker directory take turns (a lock in the work
+/// directory), so one's pruning never removes blobs the other is using:
+/// four builds at once, each into its own layout, all succeed with the
+/// same digest and leave complete layouts.
+#[test]
+fn concurrent_builds_share_a_work_directory() {
+    let dir = temp_dir();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("data")).expect("mkdir");
+    for i in 0..50 {
+        std::fs::write(
+            d.join(format!("data/f{i}")),
+            format!("file {i}\n").repeat(200),
+        )
+        .expect("write");
+    }
+    std::fs::write(
+        d.join("stacker.yaml"),
+        "img:\n  from: {type: scratch}\n  imports:\n    - path: data\n      dest: /data\n",
+    )
+    .expect("write");
+    let bin = ocikit_e2e::bin_dir().join("oci-build");
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            std::process::Command::new(&bin)
+                .args(["--quiet", "--no-cache", "--oci-dir"])
+                .arg(format!("out-{i}"))
+                .current_dir(d)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let mut digests = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        digests.push(lines(&out.stdout).remove(0)["digest"].clone());
+    }
+    assert!(digests.iter().all(|d| *d == digests[0]), "{digests:?}");
+    for i in 0..4 {
+        let state = ocikit_e2e::fixtures::check_layout(&d.join(format!("out-{i}")))
+            .unwrap_or_else(|e| panic!("out-{i}: {e}"));
+        assert_eq!(state.tagged("img"), digests[0].as_str());
+        assert!(state.verified >= 3, "{state:?}");
+    }
+}
