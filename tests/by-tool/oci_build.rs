@@ -1520,6 +1520,26 @@ from-stacker-tar:
     );
     assert!(!d.join("bundle-tar/rootfs/bin").exists());
 
+    // Unchanged: cached; the hash-pinned download is reused without a
+    // request, the unpinned ones are fetched again (their content is the key).
+    let (tool_before, notes_before) = (
+        server.requests_for("/dl/tool"),
+        server.requests_for("/dl/notes.txt"),
+    );
+    let (again, stderr) = build_in(
+        d,
+        &[
+            "--substitute-file",
+            "subs.yaml",
+            "--substitute",
+            "GREETING=from-flag",
+        ],
+    );
+    assert!(cached(&stderr, "base"), "{stderr}");
+    assert_eq!(again, built);
+    assert_eq!(server.requests_for("/dl/tool"), tool_before);
+    assert_eq!(server.requests_for("/dl/notes.txt"), notes_before + 1);
+
     // --require-hash: notes.txt has none; refused before anything is fetched.
     let before = server.requests();
     let out = tool("oci-build")

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// A running file server on a loopback port.
@@ -13,6 +13,7 @@ pub struct FileServer {
     /// `127.0.0.1:PORT`
     pub addr: String,
     requests: Arc<AtomicUsize>,
+    by_path: Arc<Mutex<BTreeMap<String, usize>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -28,9 +29,10 @@ impl FileServer {
             .map(|(path, body)| ((*path).to_owned(), body.clone()))
             .collect();
         let requests = Arc::new(AtomicUsize::new(0));
+        let by_path = Arc::new(Mutex::new(BTreeMap::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (requests, stop) = (requests.clone(), stop.clone());
+            let (requests, by_path, stop) = (requests.clone(), by_path.clone(), stop.clone());
             std::thread::spawn(move || {
                 for stream in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
@@ -38,7 +40,9 @@ impl FileServer {
                     }
                     if let Ok(stream) = stream {
                         requests.fetch_add(1, Ordering::SeqCst);
-                        serve(stream, &files);
+                        if let Some(path) = serve(stream, &files) {
+                            *by_path.lock().expect("lock").entry(path).or_insert(0) += 1;
+                        }
                     }
                 }
             })
@@ -46,6 +50,7 @@ impl FileServer {
         FileServer {
             addr,
             requests,
+            by_path,
             stop,
             thread: Some(thread),
         }
@@ -60,13 +65,24 @@ impl FileServer {
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
+
+    /// How many requests for `path` it has answered.
+    pub fn requests_for(&self, path: &str) -> usize {
+        self.by_path
+            .lock()
+            .expect("lock")
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
-fn serve(stream: TcpStream, files: &BTreeMap<String, Vec<u8>>) {
+/// Answers one request; returns its path.
+fn serve(stream: TcpStream, files: &BTreeMap<String, Vec<u8>>) -> Option<String> {
     let mut reader = BufReader::new(&stream);
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
-        return;
+        return None;
     }
     loop {
         let mut header = String::new();
@@ -89,6 +105,7 @@ fn serve(stream: TcpStream, files: &BTreeMap<String, Vec<u8>>) {
     );
     let _ = stream.write_all(body);
     let _ = stream.flush();
+    Some(path.to_owned())
 }
 
 impl Drop for FileServer {

@@ -173,6 +173,8 @@ struct Work {
     cache: cache::Cache,
     /// The tags of the pulled bases this build used.
     pulled: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    /// The download directories this build used.
+    downloads: std::cell::RefCell<std::collections::BTreeSet<PathBuf>>,
     _lock: std::fs::File,
 }
 
@@ -184,6 +186,7 @@ impl Work {
             staging: output::Staging::new(&options.work_dir.join("blobs"))?,
             cache: cache::Cache::new(&options.work_dir.join("cache")),
             pulled: Default::default(),
+            downloads: Default::default(),
             _lock: lock,
         })
     }
@@ -195,7 +198,13 @@ impl Work {
         options: &BuildOptions,
         result: Result<T, BuildError>,
     ) -> Result<T, BuildError> {
-        let pruned = prune(options, &self.staging, &self.cache, &self.pulled.borrow());
+        let pruned = prune(
+            options,
+            &self.staging,
+            &self.cache,
+            &self.pulled.borrow(),
+            &self.downloads.borrow(),
+        );
         let value = result?;
         pruned?;
         Ok(value)
@@ -222,8 +231,8 @@ fn lock_work_dir(work_dir: &Path) -> Result<std::fs::File, BuildError> {
 
 /// Bounds the work directory's disk use after a build: cache entries that
 /// can no longer hit and the staged blobs only they needed
-/// ([`cache::Cache::prune`]), downloads (fetched again when needed, their
-/// content checked by hash), and pulled bases this build did not use
+/// ([`cache::Cache::prune`]), downloads this build did not use, and
+/// pulled bases this build did not use
 /// ([`base::prune_pulled`]). What the output layout holds is its own (hard
 /// links), so nothing published is lost.
 fn prune(
@@ -231,9 +240,10 @@ fn prune(
     staging: &output::Staging,
     cache: &cache::Cache,
     pulled: &std::collections::BTreeSet<String>,
+    downloads: &std::collections::BTreeSet<PathBuf>,
 ) -> Result<(), BuildError> {
     cache.prune(staging)?;
-    fs::remove_tree(&options.work_dir.join("downloads"))?;
+    output::prune_downloads(&options.work_dir.join("downloads"), downloads)?;
     base::prune_pulled(&options.work_dir.join("bases"), pulled)
 }
 
@@ -412,9 +422,26 @@ enum BaseInput<'a> {
     Image(Box<base::ImageBase>),
 }
 
+/// Downloads `url` for `image` (see [`output::download`]) and records its
+/// directory as used by this build.
+fn download(
+    work: &Work,
+    image: &str,
+    url: &str,
+    options: &BuildOptions,
+    expected: Option<&str>,
+) -> Result<PathBuf, BuildError> {
+    let dir = options.work_dir.join("downloads");
+    work.downloads
+        .borrow_mut()
+        .insert(output::download_dir(&dir, url));
+    output::download(image, url, &dir, expected)
+}
+
 fn resolve_base<'a>(
     image: &Image,
     options: &BuildOptions,
+    work: &Work,
     done: &'a BTreeMap<String, Done>,
 ) -> Result<BaseInput<'a>, BuildError> {
     let name = &image.name;
@@ -433,7 +460,7 @@ fn resolve_base<'a>(
                     fs::inside(&other_done.rootfs, path)?
                 }
                 None if url.starts_with("http://") || url.starts_with("https://") => {
-                    output::download(name, url, &options.work_dir.join("downloads"))?
+                    download(work, name, url, options, None)?
                 }
                 None => PathBuf::from(url),
             };
@@ -519,7 +546,7 @@ fn build_one(
     let name = &image.name;
     let root = options.roots_dir.join(name);
     // The inputs, fetched and checked, and the cache key over them.
-    let base = resolve_base(image, options, done)?;
+    let base = resolve_base(image, options, work, done)?;
     if let BaseInput::Image(from) = &base {
         if let Some(tag) = &from.pulled {
             work.pulled.borrow_mut().insert(tag.clone());
@@ -528,7 +555,7 @@ fn build_one(
     let sources = image
         .imports
         .iter()
-        .map(|import| fetch_import(image, import, options, done))
+        .map(|import| fetch_import(image, import, options, work, done))
         .collect::<Result<Vec<_>, _>>()?;
     let env = match image.script() {
         Some(_) => run::environment(
@@ -835,6 +862,7 @@ fn fetch_import(
     image: &Image,
     import: &crate::stacker::Import,
     options: &BuildOptions,
+    work: &Work,
     done: &BTreeMap<String, Done>,
 ) -> Result<PathBuf, BuildError> {
     let fail = |message: String| BuildError::Import {
@@ -850,7 +878,7 @@ fn fetch_import(
             path.to_owned()
         }
         ImportSource::Http(url) => {
-            output::download(&image.name, url, &options.work_dir.join("downloads"))?
+            download(work, &image.name, url, options, import.hash.as_deref())?
         }
         ImportSource::Stacker { image: other, path } => {
             let other_done = done

@@ -150,44 +150,73 @@ pub fn publish(
     Ok(())
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io_err(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| io_err(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| io_err(path, e))?;
-    tmp.persist(path).map_err(|e| io_err(path, e.error))?;
-    Ok(())
-}
-
-/// Downloads `url` into `dir` and returns the file.
-pub fn download(image: &str, url: &str, dir: &Path) -> Result<PathBuf, BuildError> {
+/// Downloads `url` into `dir` (a directory per URL) and returns the file,
+/// streamed to disk. With `expected` (a sha256 in hex), a file already
+/// there with that content is used without asking the server again: a
+/// hash-pinned download cannot change, so a rebuild needs no network.
+pub fn download(
+    image: &str,
+    url: &str,
+    dir: &Path,
+    expected: Option<&str>,
+) -> Result<PathBuf, BuildError> {
     let fail = |message: String| BuildError::Import {
         image: image.to_owned(),
         path: url.to_owned(),
         message,
     };
-    fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let name = url
         .rsplit('/')
         .next()
         .filter(|n| !n.is_empty())
         .unwrap_or("download");
-    let key = Digest::sha256_of(url.as_bytes());
-    let target_dir = dir.join(&key.hex()[..16]);
+    let target_dir = download_dir(dir, url);
     fs::create_dir_all(&target_dir).map_err(|e| io_err(&target_dir, e))?;
     let target = target_dir.join(name);
+    if let Some(hex) = expected {
+        if target.is_file() && super::cache::sha256_file(&target)?.hex() == hex {
+            return Ok(target);
+        }
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| fail(format!("starting the HTTP client: {e}")))?;
-    let bytes = runtime.block_on(async {
-        let response = reqwest::get(url).await.map_err(|e| fail(format!("{e}")))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(&target_dir).map_err(|e| io_err(&target_dir, e))?;
+    runtime.block_on(async {
+        let mut response = reqwest::get(url).await.map_err(|e| fail(format!("{e}")))?;
         let status = response.status();
         if !status.is_success() {
             return Err(fail(format!("the server answered {status}")));
         }
-        response.bytes().await.map_err(|e| fail(format!("{e}")))
+        while let Some(chunk) = response.chunk().await.map_err(|e| fail(format!("{e}")))? {
+            tmp.write_all(&chunk).map_err(|e| io_err(&target, e))?;
+        }
+        Ok(())
     })?;
-    write_atomically(&target, &bytes)?;
+    tmp.as_file().sync_all().map_err(|e| io_err(&target, e))?;
+    tmp.persist(&target).map_err(|e| io_err(&target, e.error))?;
     Ok(target)
+}
+
+/// The directory under `dir` that downloads of `url` go to.
+pub fn download_dir(dir: &Path, url: &str) -> PathBuf {
+    dir.join(&Digest::sha256_of(url.as_bytes()).hex()[..16])
+}
+
+/// Removes every download directory under `dir` that is not in `used`.
+pub fn prune_downloads(dir: &Path, used: &BTreeSet<PathBuf>) -> Result<(), BuildError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(dir, e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| io_err(dir, e))?.path();
+        if !used.contains(&path) {
+            super::fs::remove_tree(&path)?;
+        }
+    }
+    Ok(())
 }
