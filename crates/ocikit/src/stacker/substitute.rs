@@ -101,9 +101,9 @@ impl Substitutions {
     pub fn apply(&self, text: &str, path: &Path) -> Result<(String, Vec<String>), StackerError> {
         let mut warnings = Vec::new();
         for (name, _) in self.iter() {
-            if mentions_shell_variable(text, name) {
+            if let Some(form) = mentions_shell_variable(text, name) {
                 warnings.push(format!(
-                    "{}: `${name}` is left alone (it is a shell variable); write `${{{{{name}}}}}` to substitute it",
+                    "{}: `{form}` is left alone (it is a shell variable); write `${{{{{name}}}}}` to substitute it",
                     path.display()
                 ));
             }
@@ -127,13 +127,21 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
-/// Whether `$NAME` (not `${{NAME…}}`) appears in `text` as a whole word.
-fn mentions_shell_variable(text: &str, name: &str) -> bool {
-    let needle = format!("${name}");
-    text.match_indices(&needle).any(|(at, _)| {
-        let next = text[at + needle.len()..].bytes().next();
+/// The form (`$NAME` or `${NAME}`) in which `$NAME`, `${NAME}` or
+/// `${NAME:…}` (not `${{NAME…}}`) appears in `text`, if it does: the forms
+/// current stacker refuses next to a substitution of NAME.
+fn mentions_shell_variable(text: &str, name: &str) -> Option<String> {
+    let bare = format!("${name}");
+    let braced = format!("${{{name}");
+    if text.match_indices(&bare).any(|(at, _)| {
+        let next = text[at + bare.len()..].bytes().next();
         !matches!(next, Some(b) if b.is_ascii_alphanumeric() || b == b'_')
-    })
+    }) {
+        return Some(bare);
+    }
+    text.match_indices(&braced)
+        .any(|(at, _)| matches!(text[at + braced.len()..].bytes().next(), Some(b'}' | b':')))
+        .then(|| format!("{braced}}}"))
 }
 
 struct Parser<'a> {
@@ -352,6 +360,22 @@ mod tests {
             warnings[0].contains("`$HOME` is left alone"),
             "{warnings:?}"
         );
+        let cases = [
+            ("echo ${HOME}", 1),
+            ("echo ${HOME:-/root}", 1),
+            ("echo ${HOMES} $HOMES ${{HOME}}", 0),
+            ("echo $HOME_DIR", 0),
+        ];
+        for (text, want) in cases {
+            let (_, warnings) = given.apply(text, Path::new("s.yaml")).expect(text);
+            assert_eq!(warnings.len(), want, "{text}: {warnings:?}");
+            if want == 1 {
+                assert!(
+                    warnings[0].contains("`${HOME}` is left alone"),
+                    "{warnings:?}"
+                );
+            }
+        }
     }
 
     #[test]
