@@ -476,8 +476,9 @@ pub fn parse(text: &str, path: &Path) -> Result<StackerFile, StackerError> {
 }
 
 /// Turns every boolean and number in `value` back into text, the form
-/// the schema reads scalars in (their original spelling is gone: `0777`
-/// was read as 777).
+/// the schema reads scalars in. (`0777` is not a YAML 1.2 number, so it
+/// arrives as text and an octal mode keeps its meaning; `1.10` would come
+/// back as `1.1`.)
 fn stringify_scalars(value: &mut serde_yaml::Value) {
     match value {
         serde_yaml::Value::Bool(b) => *value = serde_yaml::Value::String(b.to_string()),
@@ -1536,6 +1537,15 @@ app:
             }
         );
         assert_eq!(app.environment["A"], "1");
+        let merged = parse_ok(
+            "x: &x
+  from: {type: scratch}
+  imports: [{path: a, dest: /a, mode: 0755}]
+y:
+  <<: *x
+",
+        );
+        assert_eq!(merged.images[1].imports[0].mode, Some(0o755));
         assert_eq!(app.environment["B"], "two");
         let err = parse_err(
             "base: &b
