@@ -4,7 +4,9 @@
 //! The file is parsed after substitution (see [`super::substitute`]). Values
 //! are read the way stacker's YAML 1.1 parser reads them: `mode: 0777` is
 //! octal, `runtime_user: 1000` is the string "1000", `build_only: yes` is
-//! true. Paths that name things on the host (local imports, overlay
+//! true, and YAML merge keys (`<<: *anchor`) apply to images and to maps
+//! of strings, each scalar keeping its text (`1.20` stays "1.20"). Paths
+//! that name things on the host (local imports, overlay
 //! sources, binds, local tar bases, prerequisites) are made absolute against
 //! the file's own directory, so a file means the same wherever it is built
 //! from.
@@ -432,20 +434,8 @@ pub fn parse(text: &str, path: &Path) -> Result<StackerFile, StackerError> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     // Syntax first, so that a syntax error is reported as such rather than
     // as whatever the schema made of the events before it.
-    let value: serde_yaml::Value =
-        serde_yaml::from_str(text).map_err(|err| StackerError::yaml(path, &err))?;
-    // YAML merge keys (`<<: *defaults`), which stacker's YAML 1.1 parser
-    // applies: merged on the parsed value, whose errors have no line.
-    let raw: RawFile = if has_merge_key(&value) {
-        let mut value = value;
-        value
-            .apply_merge()
-            .map_err(|err| StackerError::yaml(path, &err))?;
-        stringify_scalars(&mut value);
-        RawFile::deserialize(value).map_err(|err| StackerError::yaml(path, &err))?
-    } else {
-        serde_yaml::from_str(text).map_err(|err| StackerError::yaml(path, &err))?
-    };
+    serde_yaml::from_str::<IgnoredAny>(text).map_err(|err| StackerError::yaml(path, &err))?;
+    let raw: RawFile = serde_yaml::from_str(text).map_err(|err| StackerError::yaml(path, &err))?;
     let mut file = StackerFile {
         path: path.to_owned(),
         prerequisites: raw
@@ -473,33 +463,6 @@ pub fn parse(text: &str, path: &Path) -> Result<StackerFile, StackerError> {
         file.images.push(image);
     }
     Ok(file)
-}
-
-/// Turns every boolean and number in `value` back into text, the form
-/// the schema reads scalars in. (`0777` is not a YAML 1.2 number, so it
-/// arrives as text and an octal mode keeps its meaning; `1.10` would come
-/// back as `1.1`.)
-fn stringify_scalars(value: &mut serde_yaml::Value) {
-    match value {
-        serde_yaml::Value::Bool(b) => *value = serde_yaml::Value::String(b.to_string()),
-        serde_yaml::Value::Number(n) => *value = serde_yaml::Value::String(n.to_string()),
-        serde_yaml::Value::Mapping(map) => map.values_mut().for_each(stringify_scalars),
-        serde_yaml::Value::Sequence(items) => items.iter_mut().for_each(stringify_scalars),
-        serde_yaml::Value::Tagged(tagged) => stringify_scalars(&mut tagged.value),
-        serde_yaml::Value::Null | serde_yaml::Value::String(_) => {}
-    }
-}
-
-/// Whether a `<<` merge key appears anywhere in `value`.
-fn has_merge_key(value: &serde_yaml::Value) -> bool {
-    match value {
-        serde_yaml::Value::Mapping(map) => map
-            .iter()
-            .any(|(k, v)| k.as_str() == Some("<<") || has_merge_key(v)),
-        serde_yaml::Value::Sequence(items) => items.iter().any(has_merge_key),
-        serde_yaml::Value::Tagged(tagged) => has_merge_key(&tagged.value),
-        _ => false,
-    }
 }
 
 // ---- raw YAML forms -------------------------------------------------------
@@ -815,7 +778,72 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Scalar>>, D:
     Option::<Scalar>::deserialize(d).map(Some)
 }
 
-type Map = Option<BTreeMap<String, Option<Scalar>>>;
+type Map = Option<MergeMap>;
+
+/// A map of strings (`environment`, `labels`, …) in which YAML merge keys
+/// (`<<: *anchor`, `<<: [*a, *b]`) are applied as stacker's YAML 1.1
+/// parser applies them: the map's own keys win, then earlier merged maps.
+struct MergeMap(BTreeMap<String, Option<Scalar>>);
+
+impl<'de> Deserialize<'de> for MergeMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<MergeMap, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MergeMap;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<MergeMap, E> {
+                Ok(MergeMap(BTreeMap::new()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MergeMap, A::Error> {
+                let mut own = BTreeMap::new();
+                let mut merged = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "<<" {
+                        merged.extend(map.next_value::<OneOrMany<MergeMap>>()?.0);
+                    } else {
+                        own.insert(key, map.next_value::<Option<Scalar>>()?);
+                    }
+                }
+                for MergeMap(base) in merged {
+                    for (k, v) in base {
+                        own.entry(k).or_insert(v);
+                    }
+                }
+                Ok(MergeMap(own))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One map or a list of maps: the value of a `<<` merge key.
+struct OneOrMany<T>(Vec<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<OneOrMany<T>, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map or a list of maps to merge")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<OneOrMany<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|t| OneOrMany(vec![t]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany<T>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(t) = seq.next_element()? {
+                    out.push(t);
+                }
+                Ok(OneOrMany(out))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -844,6 +872,46 @@ struct RawImage {
     #[serde(default, deserialize_with = "present")]
     arch: Option<Option<Scalar>>,
     bom: Option<IgnoredAny>,
+    /// YAML merge keys: another image's directives, under this one's.
+    #[serde(rename = "<<")]
+    merge: Option<OneOrMany<RawImage>>,
+}
+
+impl RawImage {
+    /// This image with its `<<` merges applied: its own directives win,
+    /// then the earlier merged ones (each replaced whole, as YAML merges).
+    fn merged(mut self) -> RawImage {
+        let bases = self.merge.take().map(|m| m.0).unwrap_or_default();
+        for base in bases {
+            let b = base.merged();
+            self = RawImage {
+                from: self.from.or(b.from),
+                imports: self.imports.or(b.imports),
+                import: self.import.or(b.import),
+                overlay_dirs: self.overlay_dirs.or(b.overlay_dirs),
+                run: self.run.or(b.run),
+                cmd: self.cmd.or(b.cmd),
+                entrypoint: self.entrypoint.or(b.entrypoint),
+                full_command: self.full_command.or(b.full_command),
+                build_env_passthrough: self.build_env_passthrough.or(b.build_env_passthrough),
+                build_env: self.build_env.or(b.build_env),
+                environment: self.environment.or(b.environment),
+                volumes: self.volumes.or(b.volumes),
+                labels: self.labels.or(b.labels),
+                generate_labels: self.generate_labels.or(b.generate_labels),
+                working_dir: self.working_dir.or(b.working_dir),
+                build_only: self.build_only.or(b.build_only),
+                binds: self.binds.or(b.binds),
+                runtime_user: self.runtime_user.or(b.runtime_user),
+                annotations: self.annotations.or(b.annotations),
+                os: self.os.or(b.os),
+                arch: self.arch.or(b.arch),
+                bom: self.bom.or(b.bom),
+                merge: None,
+            };
+        }
+        self
+    }
 }
 
 /// The top level: image names (in file order) and `config`.
@@ -879,7 +947,7 @@ impl<'de> Deserialize<'de> for RawFile {
                         }
                     } else {
                         let image: RawImage = map.next_value()?;
-                        file.images.push((key, image));
+                        file.images.push((key, image.merged()));
                     }
                 }
                 Ok(file)
@@ -890,7 +958,8 @@ impl<'de> Deserialize<'de> for RawFile {
 }
 
 fn map(m: Map) -> BTreeMap<String, String> {
-    m.unwrap_or_default()
+    m.map(|m| m.0)
+        .unwrap_or_default()
         .into_iter()
         .map(|(k, v)| (k, v.map(|s| s.0).unwrap_or_default()))
         .collect()
@@ -1516,7 +1585,7 @@ alpha:
             "base: &base
   from: {type: docker, url: 'docker://alpine:3.19'}
   build_only: true
-  environment: &env {A: 1}
+  environment: &env {A: 1, GO_VERSION: 1.20}
 app:
   <<: *base
   build_only: false
@@ -1547,6 +1616,7 @@ y:
         );
         assert_eq!(merged.images[1].imports[0].mode, Some(0o755));
         assert_eq!(app.environment["B"], "two");
+        assert_eq!(app.environment["GO_VERSION"], "1.20", "text kept");
         let err = parse_err(
             "base: &b
   from: {type: scratch}
@@ -1556,9 +1626,36 @@ app:
 ",
         );
         assert!(
-            err.starts_with("/proj/stacker.yaml: unknown directive `frm`"),
+            err.starts_with("/proj/stacker.yaml:5:3: app: unknown directive `frm`"),
             "{err}"
         );
+        // A list of merges: the earlier one wins, the image's own keys first.
+        let many = parse_ok(
+            "a: &a
+  from: {type: scratch}
+  labels: &la {x: a, y: a}
+  working_dir: /a
+b: &b
+  from: {type: built, tag: a}
+  working_dir: /b
+  cmd: [b]
+c:
+  <<: [*b, *a]
+  labels:
+    <<: [{x: first}, *la]
+    z: own
+",
+        );
+        let c = &many.images[2];
+        assert_eq!(c.from, Base::Built { tag: "a".into() });
+        assert_eq!(c.working_dir.as_deref(), Some("/b"));
+        assert_eq!(c.cmd.as_deref(), Some(&["b".to_string()][..]));
+        let labels: Vec<(&str, &str)> = c
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(labels, [("x", "first"), ("y", "a"), ("z", "own")]);
     }
 
     #[test]
@@ -1637,7 +1734,7 @@ app:
             ),
             (
                 "img:\n  from: {type: scratch}\nimg:\n  from: {type: scratch}\n",
-                "stacker.yaml:1:1: duplicate entry with key \"img\"",
+                "the name is used twice",
             ),
             (
                 "img:\n  from: {type: scratch}\n  binds:\n    - {src: /a}\n",
