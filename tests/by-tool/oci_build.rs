@@ -1132,6 +1132,8 @@ directives:
     - cat /mnt/rel/bound /mnt/map/bound ${{BIND}}/bound > /from-binds
     - echo written-by-run > /mnt/rel/out
     - echo "$BUILD_VAR ${PASS_M:-unset} ${PASS_ME:-unset} ${OTHER_X:-unset}" > /env-seen
+    - readlink /proc/self/ns/net > /netns
+    - if test -e /etc/resolv.conf; then cat /etc/resolv.conf; fi > /resolv
   environment: {GREETING: hi}
   labels: {org.example.label: yes}
   annotations: {org.opencontainers.image.version: 1.0}
@@ -1151,6 +1153,10 @@ legacy:
     #!/bin/sh -e
     cat /stacker/legacy.txt > /l1
     cat /.stacker/imports/legacy.txt > /l2
+    cp -p /etc/existing/old /ref
+    echo new > /etc/existing/old
+    touch -r /ref /etc/existing/old
+    rm /ref
   generate_labels: |
     cat /stacker/legacy.txt > /stacker/oci-labels/legacy
   os: linux
@@ -1227,6 +1233,15 @@ legacy:
     }
     assert_eq!(read("from-binds"), "bound\nbound\nbound\n");
     assert_eq!(read("env-seen"), "from-build-env pm unset ox\n");
+    // The host's network namespace and resolv.conf, as stacker gives them;
+    // the resolv.conf mount point does not stay in the image.
+    let host_netns = std::fs::read_link("/proc/self/ns/net").expect("netns");
+    assert_eq!(read("netns").trim(), host_netns.display().to_string());
+    assert_eq!(
+        read("resolv"),
+        std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+    );
+    assert!(!rootfs.join("etc/resolv.conf").exists());
     for absent in ["stacker", "mnt", "greeting", "files", "tmp", ".oci-build"] {
         assert!(!rootfs.join(absent).exists(), "/{absent} in the image");
     }
@@ -1290,6 +1305,12 @@ legacy:
         "legacy\n"
     );
     assert!(!legacy.join("rootfs/.stacker").exists());
+    // An edit that keeps the size and the mtime is in the layer (changes
+    // are found by content).
+    assert_eq!(
+        std::fs::read_to_string(legacy.join("rootfs/etc/existing/old")).expect("old"),
+        "new\n"
+    );
     let legacy_config = image_config(&d.join("oci"), "legacy");
     assert_eq!(legacy_config["config"]["Labels"]["legacy"], "legacy\n");
     assert_eq!(
