@@ -1703,6 +1703,30 @@ fn concurrent_builds_share_a_work_directory() {
         digests.push(lines(&out.stdout).remove(0)["digest"].clone());
     }
     assert!(digests.iter().all(|d| *d == digests[0]), "{digests:?}");
+    // A build that finds the lock taken says so on stderr and waits.
+    let lock_path = d.join(".stacker/oci-build/lock");
+    let held = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&lock_path)
+        .expect("lock file");
+    held.lock().expect("lock");
+    let mut waiting = std::process::Command::new(&bin)
+        .args(["--oci-dir", "out-waited"])
+        .current_dir(d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stderr = std::io::BufReader::new(waiting.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).expect("read");
+    assert!(
+        line.starts_with("oci-build: waiting for another build using ")
+            && line.trim_end().ends_with(".stacker/oci-build to finish"),
+        "{line}"
+    );
+    drop(held);
+    assert!(waiting.wait().expect("wait").success());
     for i in 0..4 {
         let state = ocikit_e2e::fixtures::check_layout(&d.join(format!("out-{i}")))
             .unwrap_or_else(|e| panic!("out-{i}: {e}"));

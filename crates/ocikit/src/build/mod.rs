@@ -181,7 +181,7 @@ struct Work {
 impl Work {
     fn open(options: &BuildOptions) -> Result<Work, BuildError> {
         fs::mkdirs(&options.work_dir)?;
-        let lock = lock_work_dir(&options.work_dir)?;
+        let lock = lock_work_dir(&options.work_dir, options.echo.as_ref())?;
         Ok(Work {
             staging: output::Staging::new(&options.work_dir.join("blobs"))?,
             cache: cache::Cache::new(&options.work_dir.join("cache")),
@@ -212,8 +212,8 @@ impl Work {
 }
 
 /// Takes the exclusive lock of a work directory, waiting for a build that
-/// holds it.
-fn lock_work_dir(work_dir: &Path) -> Result<std::fs::File, BuildError> {
+/// holds it (and telling `echo`, when given, that it waits).
+fn lock_work_dir(work_dir: &Path, echo: Option<&run::Echo>) -> Result<std::fs::File, BuildError> {
     let path = work_dir.join("lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -224,6 +224,18 @@ fn lock_work_dir(work_dir: &Path) -> Result<std::fs::File, BuildError> {
             path: path.clone(),
             source: e,
         })?;
+    match file.try_lock() {
+        Ok(()) => return Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            if let Some(echo) = echo {
+                echo(&format!(
+                    "oci-build: waiting for another build using {} to finish",
+                    work_dir.display()
+                ));
+            }
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(BuildError::Io { path, source: e }),
+    }
     file.lock()
         .map_err(|e| BuildError::Io { path, source: e })?;
     Ok(file)
@@ -271,7 +283,7 @@ pub fn clean(
     work_dir: &Path,
 ) -> Result<(), BuildError> {
     let _lock = if work_dir.is_dir() {
-        Some(lock_work_dir(work_dir)?)
+        Some(lock_work_dir(work_dir, None)?)
     } else {
         None
     };
