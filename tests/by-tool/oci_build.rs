@@ -1420,6 +1420,10 @@ fn dry_run_accepts_the_files_stacker_accepts() {
         })
     );
     assert!(stderr.contains("unknown key `sha` ignored"), "{stderr}");
+    assert!(
+        stderr.contains("a `hash` names a file's bytes; on a directory it is ignored"),
+        "{stderr}"
+    );
     // --require-hash: every remote import has one.
     plan("machine", &["--require-hash"]);
 

@@ -85,6 +85,21 @@ pub fn load(path: &Path, subs: &Substitutions, require_hash: bool) -> Result<Pla
     load_file(&path, subs, &mut chain, &mut files, &mut warnings)?;
     for file in &files {
         warnings.extend(file.warnings.iter().cloned());
+        for image in &file.images {
+            for import in &image.imports {
+                if let (Some(_), file::ImportSource::Local(local)) = (&import.hash, import.source())
+                {
+                    if local.is_dir() {
+                        warnings.push(format!(
+                            "{}: image {}: import {}: a `hash` names a file's bytes; on a directory it is ignored (as stacker ignores it)",
+                            file.path.display(),
+                            image.name,
+                            import.path
+                        ));
+                    }
+                }
+            }
+        }
         if require_hash {
             for image in &file.images {
                 if let Some(import) = image
@@ -413,6 +428,28 @@ built-${{V}}:
             Some(&["serve".to_string(), "/etc/zot/config.json".into()][..])
         );
         assert!(build.script().expect("script").contains("binary\n"));
+    }
+
+    #[test]
+    fn a_hash_on_a_directory_is_ignored_with_a_warning() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path().join("tree")).expect("mkdir");
+        let path = write(
+            dir.path(),
+            "stacker.yaml",
+            &format!(
+                "img:\n  from: {{type: scratch}}\n  imports:\n    - path: tree\n      hash: {}\n",
+                "a".repeat(64)
+            ),
+        );
+        let plan = load(&path, &Substitutions::new(), false).expect("plan");
+        assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+        assert!(
+            plan.warnings[0].contains("image img: import ")
+                && plan.warnings[0].contains("on a directory it is ignored"),
+            "{:?}",
+            plan.warnings
+        );
     }
 
     #[test]
