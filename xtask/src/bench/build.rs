@@ -76,46 +76,15 @@ pub fn run(args: &[String]) -> Result<()> {
 /// Builds `oci-build` and the `pack_layer` example (release, or dev with
 /// `--dev`) and returns their paths.
 fn build_binaries(dev: bool) -> Result<(PathBuf, PathBuf)> {
-    let root = crate::project_root();
-    let profile = if dev { "dev" } else { "release" };
-    for what in [
-        &["-p", "oci-build"][..],
-        &["-p", "ocikit", "--example", "pack_layer"],
-    ] {
-        eprintln!("xtask: cargo build --profile {profile} {}", what.join(" "));
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--profile", profile, "--quiet"])
-            .args(what)
-            .current_dir(&root)
-            .status()
-            .context("starting cargo")?;
-        if !status.success() {
-            bail!("cargo build --profile {profile} failed ({status})");
-        }
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join(if dev { "debug" } else { "release" });
-    Ok((
-        target.join("oci-build"),
-        target.join("examples").join("pack_layer"),
-    ))
-}
-
-/// The 1-minute load average, to print beside timings on a shared machine.
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
+    let target = super::cargo_build(dev, &["-p", "oci-build"])?;
+    Ok((target.join("oci-build"), super::pack_layer_binary(dev)?))
 }
 
 fn bench(dir: &Path, setup: &Setup) -> Result<()> {
     let runs = setup.runs;
     let tree = dir.join("tree");
     generate_tree(&tree)?;
-    let load_before = load();
+    let load_before = super::load();
     let umoci = Umoci::init(&tree, dir)?;
     let mut rounds = Vec::new();
     for round in 0..runs {
@@ -135,7 +104,7 @@ fn bench(dir: &Path, setup: &Setup) -> Result<()> {
     let gzip = median(|r| r.1.time)?;
     let zstd = median(|r| r.2.time)?;
     let (gzip_size, zstd_size) = (rounds[0].1.size, rounds[0].2.size);
-    let load_after = load();
+    let load_after = super::load();
 
     let mut table = Table::new(&format!(
         "tree → layer, {FILES} files of 256 KiB (⅓ random, ⅔ text), median of {runs} rounds taking turns, load average {load_before} before, {load_after} after"
@@ -410,7 +379,7 @@ fn levels(
         pgzip::BLOCK_SIZE >> 10,
         pgzip::SEGMENT_SIZE >> 10,
         setup.runs,
-        load(),
+        super::load(),
     );
     let sweep = (1..=6)
         .map(|l| (Compression::Gzip, l, l == GZIP_LEVEL as i32))

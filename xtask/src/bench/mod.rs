@@ -40,6 +40,46 @@ pub fn run(args: &[String]) -> Result<()> {
     }
 }
 
+/// Builds with cargo in the release profile (the dev profile with `dev`)
+/// what `what` names (`-p oci-build`, `-p ocikit --example pack_layer`) and
+/// returns that profile's target directory.
+pub fn cargo_build(dev: bool, what: &[&str]) -> Result<std::path::PathBuf> {
+    let root = crate::project_root();
+    let profile = if dev { "dev" } else { "release" };
+    eprintln!("xtask: cargo build --profile {profile} {}", what.join(" "));
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--profile", profile, "--quiet"])
+        .args(what)
+        .current_dir(&root)
+        .status()
+        .context("starting cargo")?;
+    if !status.success() {
+        bail!(
+            "cargo build --profile {profile} {} failed ({status})",
+            what.join(" ")
+        );
+    }
+    Ok(std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join(if dev { "debug" } else { "release" }))
+}
+
+/// The ocikit crate's `pack_layer` example, built: a directory tree into one
+/// layer blob through the `LayerWriter` oci-build uses, timed as a process.
+pub fn pack_layer_binary(dev: bool) -> Result<std::path::PathBuf> {
+    let target = cargo_build(dev, &["-p", "ocikit", "--example", "pack_layer"])?;
+    Ok(target.join("examples").join("pack_layer"))
+}
+
+/// The 1-minute load average, printed beside timings on a shared machine.
+pub fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
 /// What one run of a command cost.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Measurement {
@@ -213,18 +253,6 @@ impl Table {
         }
         out
     }
-}
-
-/// CPU time (user + system, all threads) this process has used so far: for
-/// timing in-process work with [`Measurement::cpu`].
-#[allow(unsafe_code)]
-pub fn self_cpu() -> Duration {
-    // SAFETY: `rusage` is plain old data and getrusage only writes into it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid pointer to a local.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 /// Seconds as a float, for table rows.
