@@ -246,3 +246,52 @@ fn an_unsupported_or_unreachable_registry_says_what_to_fix() {
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
 }
+
+/// Requests oci-serve answered on `route` with `method`, from its /metrics.
+fn answered(server: &ocikit_e2e::peers::OciServe, route: &str, method: &str) -> u64 {
+    let text = reqwest::blocking::get(format!("http://{}/metrics", server.addr))
+        .and_then(|r| r.text())
+        .expect("metrics");
+    let prefix = format!("ocikit_http_requests_total{{route=\"{route}\",method=\"{method}\",");
+    text.lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_re_push_of_an_image_already_there_asks_once_for_the_manifest_not_per_blob() {
+    let dir = temp_dir();
+    let server = ocikit_e2e::peers::OciServe::start_at(&dir.path().join("root"), &[]);
+    small_image(&dir.path().join("src"), "v1");
+    let src = format!("oci:{}:v1", dir.path().join("src").display());
+    let push = |tag: &str| {
+        let out = tool("oci-copy")
+            .args([&src, &format!("docker://{}/app:{tag}", server.addr)])
+            .assert()
+            .success();
+        String::from_utf8_lossy(&out.get_output().stderr).into_owned()
+    };
+    push("1.0");
+    let blob_heads = answered(&server, "blob", "HEAD");
+    let manifest_heads = answered(&server, "manifest", "HEAD");
+    let stderr = push("2.0");
+    assert!(stderr.contains("(0 blobs copied"), "{stderr}");
+    assert!(stderr.contains("; 3 already there"), "{stderr}");
+    assert_eq!(
+        answered(&server, "blob", "HEAD"),
+        blob_heads,
+        "no blob HEADs"
+    );
+    assert_eq!(answered(&server, "manifest", "HEAD"), manifest_heads + 1);
+    let tagged = reqwest::blocking::Client::new()
+        .head(format!("http://{}/v2/app/manifests/2.0", server.addr))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .expect("registry answers");
+    assert_eq!(
+        tagged.status(),
+        reqwest::StatusCode::OK,
+        "the new tag is there"
+    );
+}

@@ -256,6 +256,34 @@ impl Sink {
         }
     }
 
+    /// Whether the destination registry already holds this exact manifest,
+    /// and with it everything it refers to (a registry refuses a manifest
+    /// whose blobs are missing), so a re-push need not look at each blob.
+    /// Any doubt (an error, a push-only credential) says no; a layout says
+    /// no too, its blobs being as cheap to look at as the manifest.
+    pub async fn has_manifest(&self, desc: &Descriptor) -> bool {
+        match self {
+            Sink::Layout { .. } => false,
+            Sink::Registry { repo, .. } => matches!(
+                repo.head_manifest(&desc.digest.to_string()).await,
+                Ok(Some(found)) if found.digest == desc.digest
+            ),
+        }
+    }
+
+    /// Remembers a manifest the destination already holds, so that it can
+    /// be tagged like one this copy wrote.
+    pub fn adopt_manifest(&self, desc: &Descriptor, bytes: Vec<u8>) {
+        if let Sink::Registry { written, .. } = self {
+            if let Ok(mut written) = written.lock() {
+                written.insert(
+                    desc.digest.clone(),
+                    (desc.media_type.clone(), Bytes::from(bytes)),
+                );
+            }
+        }
+    }
+
     /// Points the destination's tag at the copied root (the last step of a
     /// copy). A layout without a tag lists the manifest untagged.
     pub async fn tag_root(

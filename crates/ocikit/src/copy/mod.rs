@@ -5,7 +5,11 @@
 //! first (blobs, then manifests, then indexes), the root last, and the tag only
 //! once everything under it is at the destination and verified, so a failed or
 //! interrupted copy never leaves a tag pointing at something incomplete, and a
-//! rerun skips every blob that is already there.
+//! rerun skips every blob that is already there. An image manifest that a
+//! registry destination already holds, unchanged, is not walked at all: one
+//! HEAD of the manifest stands for its blobs (a registry only accepts a
+//! manifest whose blobs it has), so a re-push costs a request, not one per
+//! blob.
 //!
 //! Manifests are copied byte for byte unless a conversion is asked for or
 //! needed (an `oci:` destination gets OCI media types, as skopeo writes it),
@@ -437,6 +441,22 @@ impl Engine {
         })
     }
 
+    /// Whether an image manifest that will be copied unchanged is already
+    /// at the destination, complete: then a re-push is one HEAD instead of
+    /// one per blob (as containerd and buildkit push). An index is always
+    /// walked, each of its manifests asked about in turn.
+    async fn already_at_destination(
+        &self,
+        desc: &Descriptor,
+        parsed: &Manifest,
+        convert_to: Option<Format>,
+    ) -> bool {
+        matches!(parsed.kind, ManifestKind::Image { .. })
+            && convert_to.is_none()
+            && self.options.compress.is_none()
+            && self.dst.has_manifest(desc).await
+    }
+
     /// Copies what a manifest (already read from the source) refers to, then
     /// the manifest itself, converted if needed; returns its descriptor at
     /// the destination.
@@ -449,6 +469,16 @@ impl Engine {
     ) -> BoxFuture<'static, Result<Descriptor, CopyError>> {
         Box::pin(async move {
             let convert_to = self.target_format(&parsed.media_type, format);
+            if self
+                .already_at_destination(&desc, &parsed, convert_to)
+                .await
+            {
+                self.skipped
+                    .fetch_add(parsed.references().len() as u64, Ordering::Relaxed);
+                self.dst.adopt_manifest(&desc, bytes);
+                self.remember(&desc.digest, &desc);
+                return Ok(desc);
+            }
             let out = match &parsed.kind {
                 ManifestKind::Index { manifests } => {
                     let mut children = Vec::with_capacity(manifests.len());
