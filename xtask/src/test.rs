@@ -33,7 +33,8 @@ pub fn run(extra: &[String]) -> Result<()> {
     cargo_with_env(&root, &interop, &[("OCIKIT_BIN_DIR", bin_dir.as_os_str())])
 }
 
-fn cargo(root: &std::path::Path, args: &[&str]) -> Result<()> {
+/// Runs cargo in `root`, failing on a non-zero exit.
+pub(crate) fn cargo(root: &std::path::Path, args: &[&str]) -> Result<()> {
     cargo_with_env(root, args, &[])
 }
 

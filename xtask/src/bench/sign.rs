@@ -44,7 +44,7 @@ pub fn run(_args: &[String]) -> Result<()> {
         bail!("`docker-registry` is not installed; .ci/run installs it with apt-get");
     }
     let root = crate::project_root();
-    cargo(
+    crate::test::cargo(
         &root,
         &[
             "build",
@@ -58,7 +58,7 @@ pub fn run(_args: &[String]) -> Result<()> {
             "oci-verify",
         ],
     )?;
-    cargo(
+    crate::test::cargo(
         &root,
         &[
             "build",
@@ -237,19 +237,6 @@ fn run_quiet(command: &mut Command) -> Result<()> {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-    Ok(())
-}
-
-fn cargo(root: &Path, args: &[&str]) -> Result<()> {
-    eprintln!("xtask: cargo {}", args.join(" "));
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(args)
-        .current_dir(root)
-        .status()
-        .context("starting cargo")?;
-    if !status.success() {
-        bail!("cargo {} failed ({status})", args.join(" "));
     }
     Ok(())
 }
