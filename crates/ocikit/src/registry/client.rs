@@ -291,7 +291,11 @@ impl Repository {
             }
             if let (true, Some((url, e))) = (*scheme == "https", &last) {
                 // A registry that wants a client certificate fails the same
-                // way over plain HTTP: say so instead of falling back.
+                // way over plain HTTP: say so instead of falling back. One
+                // that answered in plain HTTP speaks no TLS to ask with.
+                if tls::peer_speaks_plain_http(&error_chain(e)) {
+                    continue;
+                }
                 if let Some(hint) = self.client_certificate_hint().await {
                     return Err(RegistryError::Connect {
                         url: url.to_string(),

@@ -178,6 +178,15 @@ pub fn build_http(
     })
 }
 
+/// Whether a failed HTTPS attempt (its error chain as text) shows that the
+/// peer does not speak TLS at all: a plain-HTTP server answers a TLS hello
+/// with an HTTP response, which rustls reports as a record of an invalid
+/// content type. Such a server cannot be asking for a client certificate,
+/// so [`server_wants_client_certificate`] need not be asked.
+pub(crate) fn peer_speaks_plain_http(error: &str) -> bool {
+    error.contains("InvalidContentType")
+}
+
 /// Whether the TLS server at `endpoint` (`host[:port]`, port 443 by default)
 /// asks clients for a certificate (mutual TLS). Asked only after a failed
 /// connection, to tell the user why: with TLS 1.3 the server's refusal of a
@@ -368,5 +377,26 @@ mod tests {
         std::fs::write(dir.path().join("ca.crt"), "not a certificate").expect("write");
         let err = build_http("r", "ua", false, &[dir.path().to_path_buf()]).expect_err("bad ca");
         assert!(err.to_string().contains("ca.crt"), "{err}");
+    }
+
+    #[test]
+    fn a_plain_http_answer_to_a_tls_hello_is_told_apart() {
+        for (error, plain) in [
+            (
+                "client error (Connect): received corrupt message of type InvalidContentType",
+                true,
+            ),
+            (
+                "client error (Connect): received fatal alert: CertificateRequired",
+                false,
+            ),
+            ("client error (Connect): connection closed via error", false),
+            (
+                "client error (Connect): invalid peer certificate: UnknownIssuer",
+                false,
+            ),
+        ] {
+            assert_eq!(peer_speaks_plain_http(error), plain, "{error}");
+        }
     }
 }
