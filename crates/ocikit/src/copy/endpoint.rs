@@ -244,13 +244,11 @@ impl Sink {
                 layout.write_blob(&bytes, Some(&desc.digest))?;
                 Ok(())
             }
-            Sink::Registry { repo, written } => {
+            Sink::Registry { repo, .. } => {
                 let bytes = Bytes::from(bytes);
                 repo.put_manifest(&desc.digest.to_string(), &desc.media_type, bytes.clone())
                     .await?;
-                if let Ok(mut written) = written.lock() {
-                    written.insert(desc.digest.clone(), (desc.media_type.clone(), bytes));
-                }
+                self.adopt_manifest(desc, bytes);
                 Ok(())
             }
         }
@@ -271,15 +269,12 @@ impl Sink {
         }
     }
 
-    /// Remembers a manifest the destination already holds, so that it can
-    /// be tagged like one this copy wrote.
-    pub fn adopt_manifest(&self, desc: &Descriptor, bytes: Vec<u8>) {
+    /// Remembers a manifest the destination holds (already, or just
+    /// written), so that it can be tagged without being read back.
+    pub fn adopt_manifest(&self, desc: &Descriptor, bytes: impl Into<Bytes>) {
         if let Sink::Registry { written, .. } = self {
             if let Ok(mut written) = written.lock() {
-                written.insert(
-                    desc.digest.clone(),
-                    (desc.media_type.clone(), Bytes::from(bytes)),
-                );
+                written.insert(desc.digest.clone(), (desc.media_type.clone(), bytes.into()));
             }
         }
     }
